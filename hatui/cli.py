@@ -17,6 +17,7 @@ from hatui.errors import EXIT_USAGE, HatuiError
 # Subcommand modules, in the order `--help` lists them.
 COMMAND_MODULES = [
     "hatui.commands.check",
+    "hatui.commands.status",
 ]
 
 DEFAULT_LAB = "lab.toml"

@@ -1,0 +1,103 @@
+"""`hatui status`: one reading of the cluster state, as a compact table or JSON."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import time
+
+from hatui.collectors.cluster import ClusterState, collect_state
+from hatui.collectors.severity import Severity
+from hatui.commands import add_lab_option
+from hatui.config import load_lab
+from hatui.errors import UsageError
+from hatui.transport import SshPool
+
+MARK = {Severity.OK: "OK", Severity.WARN: "!", Severity.ALERT: "!!"}
+
+
+def register(subparsers) -> None:
+    parser = subparsers.add_parser("status", help="show the cluster state (who holds the VIP, heartbeat, DRBD)")
+    add_lab_option(parser)
+    parser.add_argument("--json", action="store_true", help="print the state as JSON (schema hatui.status/1)")
+    parser.add_argument("--pair", action="append", metavar="NAME", help="only this pair (repeatable)")
+    parser.add_argument("--stack", choices=["native", "virtual"], help="only the pairs of this stack")
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    lab = load_lab(args.lab)
+    pairs = list(lab.pairs.values())
+    if args.pair:
+        unknown = [p for p in args.pair if p not in lab.pairs]
+        if unknown:
+            raise UsageError(f"no pair named {', '.join(unknown)} in {lab.path} (pairs: {', '.join(lab.pairs)})")
+        pairs = [lab.pairs[p] for p in args.pair]
+    if args.stack:
+        pairs = [p for p in pairs if p.stack == args.stack]
+    state = asyncio.run(_collect(lab, pairs))
+    if args.json:
+        print(json.dumps(state.to_json(), indent=2))
+    else:
+        print(render(state))
+    return 0
+
+
+async def _collect(lab, pairs) -> ClusterState:
+    hosts = {name for p in pairs for name in (p.master, p.slave)}
+    async with SshPool([lab.hosts[h] for h in hosts]) as pool:
+        return await collect_state(lab, pool, pairs=pairs)
+
+
+def _table(rows: list[list[str]]) -> list[str]:
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    return ["  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in rows]
+
+
+def render(state: ClusterState) -> str:
+    stamp = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(state.taken_at))
+    out = [f"lab {state.lab}  {stamp}  ({state.duration_s:.2f} s)  {MARK[state.severity]}"]
+    rows = [["", "PAIR", "STACK", "VIP", "HELD BY", "SERVICE", "WHY"]]
+    for p in state.pairs.values():
+        held = "+".join(p.vip_owners) or "nobody"
+        if p.service is None:
+            service = "-"
+        elif p.service.ok:
+            service = f"{p.service.status} by {p.service.served_by or '?'}"
+        else:
+            service = p.service.error or "failed"
+        rows.append([MARK[p.severity], p.name, p.stack, p.vip, held, service, p.reason])
+    out += _table(rows)
+    out.append("")
+    rows = [["", "NODE", "PAIR", "ROLE", "SSH", "HEARTBEAT", "RSC", "DRBD", "LOAD", "UP"]]
+    for n in state.nodes.values():
+        if not n.reachable:
+            rows.append([MARK[n.severity], n.host, n.pair or "-", n.role, "--", f"unreachable: {n.error}", "", "", "", ""])
+            continue
+        drbd = "; ".join(_drbd_cell(r) for r in n.drbd) if n.drbd_available else "n/a"
+        rows.append([MARK[n.severity], n.host, n.pair or "-", n.role, f"{n.latency_ms:.0f}ms", n.heartbeat,
+                     n.rscstatus or "-", drbd or "none", f"{n.load1:.2f}" if n.load1 is not None else "-",
+                     _duration(n.uptime_s)])
+    out += _table(rows)
+    problems = [f"  {n.host}: {n.reason}" for n in state.nodes.values() if n.severity > Severity.OK and n.reachable]
+    if problems:
+        out += ["", "problems:"] + problems
+    return "\n".join(out)
+
+
+def _drbd_cell(resource) -> str:
+    peers = ",".join(f"{p.name or 'peer'} {p.connection}/{p.disk}" + (f" {p.done:.1f}%" if p.done is not None else "")
+                     for p in resource.peers)
+    return f"{resource.name or resource.minor} {resource.role}/{resource.disk}" + (f" [{peers}]" if peers else "")
+
+
+def _duration(seconds: float | None) -> str:
+    if seconds is None:
+        return "-"
+    seconds = int(seconds)
+    if seconds < 3600:
+        return f"{seconds // 60}m{seconds % 60:02d}s"
+    if seconds < 86400:
+        return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"
+    return f"{seconds // 86400}d{seconds % 86400 // 3600}h"

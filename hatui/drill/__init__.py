@@ -1,0 +1,1 @@
+"""Failover drills: plan, runner, timeline, results. Core code: no Textual."""

@@ -1,0 +1,115 @@
+"""What the drill runner tells its observers (the TUI renders these; headless mode prints them).
+
+Every event has `kind`, a monotonic `t` (seconds on the runner's clock) and `wall` (time.time()).
+Observers get them through a plain callback `on_event(event)`; they must not block.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+
+@dataclass
+class Event:
+    kind: str = field(init=False, default="event")
+    t: float = field(default_factory=time.monotonic, kw_only=True)
+    wall: float = field(default_factory=time.time, kw_only=True)
+
+
+@dataclass
+class DrillStarted(Event):
+    total_runs: int
+    plan: Any  # DrillPlan
+    kind: str = field(init=False, default="drill-started")
+
+
+@dataclass
+class RunStarted(Event):
+    run_id: str  # stable across resumes: "native/rate50/rep2"
+    stack: str
+    pair: str
+    rate: float
+    repetition: int
+    index: int  # 1-based position in the plan
+    total: int
+    connections: int
+    fault: str
+    kind: str = field(init=False, default="run-started")
+
+
+@dataclass
+class RunSkipped(Event):
+    run_id: str
+    reason: str  # e.g. "already finished in the journal"
+    kind: str = field(init=False, default="run-skipped")
+
+
+@dataclass
+class PhaseChanged(Event):
+    run_id: str
+    phase: str  # preflight | load | failover | failback | settle | done
+    kind: str = field(init=False, default="phase-changed")
+
+
+@dataclass
+class TimelineMark(Event):
+    """A point of a run's timeline: fault-sent, peer-dead, vip-moved, first-success-new,
+    recovery-sent, failback-done, resync-done. `at_s` is seconds from the run's load start."""
+
+    run_id: str
+    mark: str
+    at_s: float
+    detail: str = ""
+    kind: str = field(init=False, default="timeline")
+
+
+@dataclass
+class LoadProgress(Event):
+    """Once a second during a run: totals so far and the last second's counts."""
+
+    run_id: str
+    elapsed_s: float
+    attempted: int
+    replies: int
+    success: int
+    errors: dict[str, int]
+    second: dict[str, Any]  # {"t": int, "attempted": n, "success": n, "errors": {...}}
+    kind: str = field(init=False, default="load-progress")
+
+
+@dataclass
+class CommandSent(Event):
+    host: str
+    command: str
+    exit_status: int | None
+    duration_s: float
+    error: str | None = None
+    kind: str = field(init=False, default="command")
+
+
+@dataclass
+class RunFinished(Event):
+    run_id: str
+    result: Any  # RunResult
+    kind: str = field(init=False, default="run-finished")
+
+
+@dataclass
+class DrillHalted(Event):
+    run_id: str | None
+    reason: str
+    cluster_left: str  # what state the cluster was left in
+    kind: str = field(init=False, default="drill-halted")
+
+
+@dataclass
+class DrillFinished(Event):
+    results: list[Any]  # RunResult
+    exit_code: int
+    stopped: bool = False
+    kind: str = field(init=False, default="drill-finished")
+
+
+EventListener = Callable[[Event], None]

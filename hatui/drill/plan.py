@@ -1,0 +1,102 @@
+"""A drill plan: stacks x rates x repetitions from lab.toml, with overrides from the command line."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from hatui.config import FAULTS, STACKS, Lab
+from hatui.errors import UsageError
+
+# The failback phase needs room after the recovery: heartbeat takes 1-2 s to start moving the
+# VIP back and about 1 s more to finish (lab-recipe.md section 6.2).
+MIN_FAILBACK_WINDOW_S = 4.0
+# A graceful `heartbeat stop` takes about 3 s to return; the fault must come before recovery by more.
+MIN_FAULT_TO_RECOVERY_S = 4.0
+
+
+@dataclass
+class PlannedRun:
+    run_id: str
+    stack: str
+    pair: str
+    rate: float
+    repetition: int
+    connections: int
+    fault: str
+    fault_target: str
+    fault_at_s: float
+    recover_at_s: float
+
+    @property
+    def duration_s(self) -> float:
+        return self.connections / self.rate
+
+
+@dataclass
+class DrillPlan:
+    runs: list[PlannedRun]
+    uri: str
+    timeout_s: float
+    probe_interval_ms: float
+    engine: str
+    settle_s: float
+    recovery_timeout_s: float
+    snapshot_vms: bool
+    stacks: list[str] = field(default_factory=list)
+    rates: list[float] = field(default_factory=list)
+    repetitions: int = 1
+    connections: int = 0
+    fault: str = "stop-heartbeat"
+
+    @property
+    def planned_seconds(self) -> float:
+        """Load time plus settling between runs (preflight and recovery waits come on top)."""
+        return sum(r.duration_s + self.settle_s for r in self.runs)
+
+
+def make_plan(lab: Lab, *, stacks: list[str] | None = None, rates: list[float] | None = None,
+              repeat: int | None = None, conns: int | None = None, fault: str | None = None,
+              pairs: list[str] | None = None) -> DrillPlan:
+    """Build the plan; raises UsageError naming the first thing that cannot work."""
+    stacks = stacks or lab.drill.stacks
+    rates = rates or lab.load.rates
+    repeat = repeat if repeat is not None else lab.load.repetitions
+    conns = conns if conns is not None else lab.load.connections
+    fault = fault or lab.drill.fault
+    for stack in stacks:
+        if stack not in STACKS:
+            raise UsageError(f"unknown stack {stack!r} (native or virtual)")
+    if fault not in FAULTS:
+        raise UsageError(f"unknown fault {fault!r} (known: {', '.join(FAULTS)})")
+    if any(r <= 0 for r in rates) or repeat <= 0 or conns <= 0:
+        raise UsageError("rates, repetitions and connections must be positive")
+    if fault == "stop-vm" and "native" in stacks:
+        raise UsageError("the stop-vm fault only applies to the virtual stack (use --stack virtual)")
+    chosen = []
+    for stack in stacks:
+        stack_pairs = [p for p in lab.pairs_of(stack) if pairs is None or p.name in pairs]
+        if not stack_pairs:
+            raise UsageError(f"no pair on the {stack} stack in {lab.path}")
+        # The study drills one pair per stack (master.VM01 <-> slave.VM01 on the virtual stack).
+        chosen.append(stack_pairs[0])
+    runs = []
+    for pair in chosen:
+        for rate in rates:
+            for rep in range(1, repeat + 1):
+                duration = conns / rate
+                fault_at = lab.drill.fault_at.seconds(duration)
+                recover_at = lab.drill.recover_at.seconds(duration)
+                if recover_at - fault_at < MIN_FAULT_TO_RECOVERY_S or duration - recover_at < MIN_FAILBACK_WINDOW_S:
+                    raise UsageError(
+                        f"a run of {conns} connections at {rate:g} conn/s lasts {duration:g} s: too short for "
+                        f"fault at {fault_at:g} s and recovery at {recover_at:g} s (need {MIN_FAULT_TO_RECOVERY_S:g} s "
+                        f"between them and {MIN_FAILBACK_WINDOW_S:g} s after); use more connections (--conns)")
+                runs.append(PlannedRun(
+                    run_id=f"{pair.stack}/{pair.name}/rate{rate:g}/rep{rep}", stack=pair.stack, pair=pair.name,
+                    rate=rate, repetition=rep, connections=conns, fault=fault, fault_target=lab.drill.fault_target,
+                    fault_at_s=fault_at, recover_at_s=recover_at))
+    return DrillPlan(runs=runs, uri=lab.load.uri, timeout_s=lab.load.timeout_s,
+                     probe_interval_ms=lab.load.probe_interval_ms, engine=lab.load.engine,
+                     settle_s=lab.drill.settle_s, recovery_timeout_s=lab.drill.recovery_timeout_s,
+                     snapshot_vms=lab.drill.snapshot_vms, stacks=list(stacks), rates=list(rates),
+                     repetitions=repeat, connections=conns, fault=fault)

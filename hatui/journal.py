@@ -1,0 +1,89 @@
+"""The journal: an append-only record of what hatui did and measured, one JSON object a line.
+
+Each line is flushed and fsync'd before `write` returns, so a drill killed with SIGKILL loses
+no finished run. Reading tolerates a torn last line (the one being written when it died).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+from typing import Any, Iterator
+
+VERSION = 1
+
+
+class Journal:
+    def __init__(self, path: Path | str):
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._repair_tail()
+        self._file = open(self.path, "a", encoding="utf-8")
+
+    def _repair_tail(self) -> None:
+        """A torn last line (killed mid-write) would glue onto the next entry: end it first."""
+        if self.path.exists() and self.path.stat().st_size:
+            with open(self.path, "rb+") as f:
+                f.seek(-1, os.SEEK_END)
+                if f.read(1) != b"\n":
+                    f.write(b"\n")
+                    f.flush()
+                    os.fsync(f.fileno())
+
+    def write(self, kind: str, **data: Any) -> dict:
+        entry = {"v": VERSION, "kind": kind, "wall": round(time.time(), 3), **data}
+        self._file.write(json.dumps(entry, default=_default, separators=(",", ":")) + "\n")
+        self._file.flush()
+        os.fsync(self._file.fileno())
+        return entry
+
+    def close(self) -> None:
+        if not self._file.closed:
+            self._file.close()
+
+    def __enter__(self) -> "Journal":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def _default(value: Any) -> Any:
+    if hasattr(value, "to_dict"):
+        return value.to_dict()
+    if isinstance(value, Path):
+        return str(value)
+    if isinstance(value, (set, frozenset)):
+        return sorted(value)
+    return str(value)
+
+
+def read_journal(path: Path | str) -> Iterator[dict]:
+    """Every well-formed entry; torn or foreign lines are skipped."""
+    path = Path(path)
+    if not path.exists():
+        return
+    with open(path, encoding="utf-8", errors="replace") as f:
+        for line in f:
+            line = line.strip()
+            if not line:
+                continue
+            try:
+                entry = json.loads(line)
+            except json.JSONDecodeError:
+                continue
+            if isinstance(entry, dict) and "kind" in entry:
+                yield entry
+
+
+def finished_runs(path: Path | str) -> dict[str, dict]:
+    """run_id -> the last `run-finished` entry's result, in journal order."""
+    runs: dict[str, dict] = {}
+    for entry in read_journal(path):
+        if entry["kind"] == "run-finished" and isinstance(entry.get("result"), dict):
+            run_id = entry["result"].get("run_id")
+            if run_id:
+                runs[run_id] = entry["result"]
+    return runs

@@ -1,0 +1,272 @@
+"""Drill reports: report.md (the study's Table 5 layout plus downtime), results.json, runs.csv,
+per-second.csv, charts.txt (plotext, plain text) and junit.xml. Pure functions of the results.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import re
+import time
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+from hatui import __version__
+from hatui.drill.results import ERROR_CLASSES, PHASES, Aggregate, RunResult, aggregate
+
+RESULTS_SCHEMA = "hatui.results/1"
+
+
+def write_all(directory: Path, results: list[RunResult], *, lab_name: str, plan_info: dict,
+              halted: str | None = None) -> list[Path]:
+    directory.mkdir(parents=True, exist_ok=True)
+    files = {
+        "report.md": report_markdown(results, lab_name=lab_name, plan_info=plan_info, halted=halted),
+        "results.json": json.dumps(results_document(results, lab_name=lab_name, plan_info=plan_info, halted=halted), indent=2),
+        "runs.csv": runs_csv(results),
+        "per-second.csv": per_second_csv(results),
+        "charts.txt": charts_text(results),
+        "junit.xml": junit_xml(results),
+    }
+    written = []
+    for name, text in files.items():
+        path = directory / name
+        tmp = path.with_suffix(path.suffix + ".tmp")
+        tmp.write_text(text, encoding="utf-8")
+        tmp.replace(path)  # a reader never sees half a report
+        written.append(path)
+    return written
+
+
+def results_document(results: list[RunResult], *, lab_name: str, plan_info: dict, halted: str | None = None) -> dict:
+    return {
+        "schema": RESULTS_SCHEMA,
+        "hatui": __version__,
+        "lab": lab_name,
+        "written_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "plan": plan_info,
+        "halted": halted,
+        "runs": [r.to_dict() for r in results],
+        "aggregates": [a.to_dict() for a in aggregate(results)],
+    }
+
+
+# -- report.md --------------------------------------------------------------------------------
+
+
+def _fmt(value: float | None, digits: int = 0, unit: str = "") -> str:
+    if value is None:
+        return "-"
+    return f"{value:.{digits}f}{unit}"
+
+
+def _mean_sd(stat, digits: int = 0, unit: str = "") -> str:
+    if stat.mean is None:
+        return "-"
+    if stat.n > 1:
+        return f"{stat.mean:.{digits}f} ± {stat.stddev:.{digits}f}{unit}"
+    return f"{stat.mean:.{digits}f}{unit}"
+
+
+def report_markdown(results: list[RunResult], *, lab_name: str, plan_info: dict, halted: str | None = None) -> str:
+    aggs = aggregate(results)
+    out = [f"# hatui drill report — {lab_name}", ""]
+    out.append(f"Written {time.strftime('%Y-%m-%d %H:%M:%S')} by hatui {__version__}. "
+               f"Plan: stacks {', '.join(plan_info.get('stacks', []))}; rates {', '.join(f'{r:g}' for r in plan_info.get('rates', []))} conn/s; "
+               f"{plan_info.get('repetitions', '?')} repetition(s); {plan_info.get('connections', '?')} connections per run; "
+               f"fault `{plan_info.get('fault', '?')}`.")
+    out.append("")
+    if halted:
+        out += [f"**The drill was halted:** {halted}", ""]
+    failed = [r for r in results if r.status != "ok"]
+    passed = sum(1 for r in results if r.passed)
+    out.append(f"Runs: {len(results)} finished, {passed} within thresholds, {len(failed)} failed or halted, "
+               f"{sum(1 for r in results if not r.valid)} invalid.")
+    out.append("")
+    for stack in sorted({a.stack for a in aggs}):
+        out += _table5(stack, [a for a in aggs if a.stack == stack])
+    out += _runs_table(results)
+    out += _validity(results)
+    out += METHODS.splitlines()
+    return "\n".join(out) + "\n"
+
+
+def _table5(stack: str, aggs: list[Aggregate]) -> list[str]:
+    out = [f"## {stack} stack", "",
+           "Means over the valid repetitions (± standard deviation). The layout of the study's Table 5: "
+           "request / reply / error per rate for failover and failback, with availability and the downtime itself.", ""]
+    out.append("| rate (conn/s) | phase | runs | request | reply | error | availability % | downtime ms (min–max) |")
+    out.append("|---:|---|---:|---:|---:|---:|---:|---:|")
+    for a in aggs:
+        down = a.downtime_ms
+        span = f" ({down.min:.0f}–{down.max:.0f})" if down.n > 1 else ""
+        runs = f"{a.valid_runs}/{a.runs}" if a.valid_runs != a.runs else str(a.runs)
+        out.append(f"| {a.rate:g} | {a.phase} | {runs} | {_mean_sd(a.requests)} | {_mean_sd(a.replies)} | "
+                   f"{_mean_sd(a.errors)} | {_mean_sd(a.availability_pct, 2)} | {_mean_sd(down, 0)}{span} |")
+    out.append("")
+    return out
+
+
+def _runs_table(results: list[RunResult]) -> list[str]:
+    out = ["## Every run", "",
+           "| run | status | phase | request | reply | success | errors by class | availability % | downtime ms | served before → after | thresholds |",
+           "|---|---|---|---:|---:|---:|---|---:|---:|---|---|"]
+    for r in results:
+        if not r.phases:
+            out.append(f"| {r.run_id} | {r.status} | - | | | | | | | | {r.error or ''} |")
+            continue
+        for phase in PHASES:
+            p = r.phases.get(phase)
+            if p is None:
+                continue
+            errs = ", ".join(f"{k} {v}" for k, v in p.errors.items() if v) or "none"
+            served = f"{p.served_before or '-'} → {p.served_after or '-'}"
+            broken = "; ".join(p.thresholds_broken) or "ok"
+            out.append(f"| {r.run_id} | {r.status}{'' if r.valid else ' (invalid)'} | {phase} | {p.requests} | {p.replies} | "
+                       f"{p.success} | {errs} | {p.availability_pct:.2f} | {_fmt(p.downtime_ms)} (±{p.resolution_ms:g}) | {served} | {broken} |")
+    out.append("")
+    return out
+
+
+def _validity(results: list[RunResult]) -> list[str]:
+    notes = [f"- {r.run_id}: {'; '.join(r.invalid_reasons)}" for r in results if not r.valid]
+    notes += [f"- {r.run_id}: {r.status}: {r.error}" for r in results if r.status != "ok" and r.error]
+    if not notes:
+        return ["## Validity", "", "Every run held its target rate and had no client-side resource errors.", ""]
+    return ["## Validity", "", "Invalid runs are listed in the tables above but left out of the means.", ""] + notes + [""]
+
+
+METHODS = """## Methods: what every number means
+
+- **request**: connections attempted (one new TCP connection per request, httperf's model), open loop:
+  the sending schedule never waits for replies.
+- **reply**: complete HTTP responses received. **success**: replies with status < 400.
+- **error** = request − success, by class: `client-timo` (no complete reply within the timeout),
+  `connrefused`, `connreset`, `http-5xx`/`http-4xx`, `fd-unavail`/`addrunavail` (client-side resource
+  errors), `other`.
+- **availability %** = success / request × 100 (the study's figure, with request as denominator).
+- **phases**: one run is split on its timeline at the moment the recovery command is sent. *Failover*
+  covers the connections started from the beginning of the load until then (it contains the fault and the
+  takeover); *failback* covers those started from the recovery until the load ends (it contains the return
+  of the service to the master). Each connection belongs to exactly one phase.
+- **downtime** (per phase) = time from the last success before the outage to the first success after it,
+  measured on the probe stream (a light request every probe interval, independent of the load rate); it is
+  exact to within the probe interval, given as ±. "-" means no outage was seen in that phase.
+- **timeline** marks (results.json): fault-sent, peer-dead, vip-moved, first-success-new, recovery-sent,
+  failback-done, on one monotonic clock with wall-clock anchors, in seconds from the start of the load.
+- A run is **invalid** when the load generator could not hold its rate (achieved rate more than 1 % under
+  the target) or had client-side resource errors; such runs are reported, never averaged silently.
+- **thresholds** come from lab.toml `[thresholds]`; a run and phase that breaks one fails its JUnit case and
+  makes `hatui --export` exit 1.
+"""
+
+
+# -- CSV --------------------------------------------------------------------------------------
+
+
+def runs_csv(results: list[RunResult]) -> str:
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow(["run_id", "stack", "pair", "rate", "repetition", "connections", "fault", "status", "valid", "phase",
+                     "start_s", "end_s", "request", "reply", "success", "error", *ERROR_CLASSES, "availability_pct",
+                     "downtime_ms", "resolution_ms", "served_before", "served_after", "thresholds_broken"])
+    for r in results:
+        for phase in PHASES:
+            p = r.phases.get(phase)
+            if p is None:
+                continue
+            writer.writerow([r.run_id, r.stack, r.pair, f"{r.rate:g}", r.repetition, r.connections, r.fault, r.status,
+                             int(r.valid), phase, f"{p.start_s:.3f}", f"{p.end_s:.3f}", p.requests, p.replies, p.success,
+                             p.error, *[p.errors.get(c, 0) for c in ERROR_CLASSES], f"{p.availability_pct:.3f}",
+                             "" if p.downtime_ms is None else f"{p.downtime_ms:.1f}", f"{p.resolution_ms:g}",
+                             p.served_before or "", p.served_after or "", "; ".join(p.thresholds_broken)])
+    return buf.getvalue()
+
+
+def per_second_csv(results: list[RunResult]) -> str:
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow(["run_id", "second", "attempted", "success", *ERROR_CLASSES])
+    for r in results:
+        for row in r.per_second:
+            errors = row.get("errors", {})
+            writer.writerow([r.run_id, row.get("t"), row.get("attempted", 0), row.get("success", 0),
+                             *[errors.get(c, 0) for c in ERROR_CLASSES]])
+    return buf.getvalue()
+
+
+# -- charts.txt -------------------------------------------------------------------------------
+
+
+def charts_text(results: list[RunResult], width: int = 100, height: int = 24) -> str:
+    import plotext as plt  # plain-text charts; no terminal needed
+
+    parts = []
+    aggs = aggregate(results)
+    if aggs:
+        plt.clear_figure()
+        plt.plotsize(width, height)
+        plt.theme("clear")
+        for stack in sorted({a.stack for a in aggs}):
+            for phase in PHASES:
+                series = [a for a in aggs if a.stack == stack and a.phase == phase and a.availability_pct.mean is not None]
+                if series:
+                    plt.plot([a.rate for a in series], [a.availability_pct.mean for a in series],
+                             label=f"{stack} {phase}", marker="braille")
+        plt.title("Availability % vs rate (conn/s), per stack and phase (the study's Figure 4)")
+        plt.xlabel("rate (conn/s)")
+        parts.append(plt.build())
+    for r in results:
+        if not r.per_second:
+            continue
+        plt.clear_figure()
+        plt.plotsize(width, height)
+        plt.theme("clear")
+        xs = [row["t"] for row in r.per_second]
+        plt.plot(xs, [row.get("success", 0) for row in r.per_second], label="success/s", marker="braille")
+        plt.plot(xs, [sum(row.get("errors", {}).values()) for row in r.per_second], label="errors/s", marker="braille")
+        marks = {m["mark"]: m["at_s"] for m in r.timeline}
+        for mark, label in (("fault-sent", "F"), ("recovery-sent", "B")):
+            if mark in marks:
+                plt.vline(marks[mark])
+                plt.text(label, marks[mark], 0)
+        plt.title(f"{r.run_id}: per second (F = fault sent, B = recovery sent)")
+        plt.xlabel("seconds from load start")
+        parts.append(plt.build())
+        break  # one run's per-second chart; per-second.csv has them all
+    if not parts:
+        return "no finished runs to chart\n"
+    return _ANSI.sub("", "\n\n".join(parts)) + "\n"
+
+
+_ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
+
+
+# -- junit.xml --------------------------------------------------------------------------------
+
+
+def junit_xml(results: list[RunResult]) -> str:
+    suite = ET.Element("testsuite", name="hatui-drill")
+    failures = errors = cases = 0
+    for r in results:
+        phases = [(p, r.phases.get(p)) for p in PHASES] if r.phases else [("run", None)]
+        for phase, pr in phases:
+            cases += 1
+            case = ET.SubElement(suite, "testcase", classname=f"hatui.{r.stack}.rate{r.rate:g}",
+                                 name=f"{r.run_id} {phase}")
+            if r.status != "ok":
+                errors += 1
+                ET.SubElement(case, "error", message=f"run {r.status}: {r.error or ''}").text = r.error or r.status
+            elif pr is not None and pr.thresholds_broken:
+                failures += 1
+                ET.SubElement(case, "failure", message="; ".join(pr.thresholds_broken)).text = "\n".join(pr.thresholds_broken)
+            if pr is not None:
+                ET.SubElement(case, "system-out").text = (
+                    f"request {pr.requests} reply {pr.replies} success {pr.success} error {pr.error} "
+                    f"availability {pr.availability_pct:.3f} % downtime {_fmt(pr.downtime_ms)} ms (±{pr.resolution_ms:g})")
+    suite.set("tests", str(cases))
+    suite.set("failures", str(failures))
+    suite.set("errors", str(errors))
+    ET.indent(suite)
+    return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(suite, encoding="unicode") + "\n"
