@@ -17,6 +17,7 @@ from hatui.errors import EXIT_USAGE, HatuiError
 # Subcommand modules, in the order `--help` lists them.
 COMMAND_MODULES = [
     "hatui.commands.check",
+    "hatui.commands.lab",
     "hatui.commands.status",
 ]
 
@@ -54,7 +55,9 @@ def add_top_level_options(parser: argparse.ArgumentParser) -> None:
 
 
 # Modules that add top-level options and may claim the run (`claims(args) -> bool`, `run(args)`).
-TOP_LEVEL_MODULES: list[str] = []
+TOP_LEVEL_MODULES: list[str] = [
+    "hatui.commands.export",
+]
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -82,6 +82,7 @@ def plan_fault(lab: Lab, pair_name: str, action: str, target: str = "master") ->
     address = str(lab.hosts[host].address)
     vip = str(pair.vip_address)
     nic = replication_nic(lab, pair, host)
+    network = lab.hosts[host].nics[nic].network
     cmds = pair.commands
     table = {
         "stop-heartbeat": ("ssh", cmds["stop-heartbeat"], f"Stop heartbeat on {host} ({address})",
@@ -97,10 +98,10 @@ def plan_fault(lab: Lab, pair_name: str, action: str, target: str = "master") ->
         "restore": ("lab", f"hatui lab fault {host} restore", f"Boot {host} ({address}) again after a crash",
                     f"{host} boots, starts heartbeat and rejoins."),
         "cut-link": ("lab" if lab.local else "ssh",
-                     f"hatui lab fault {host} cut-link {nic}" if lab.local else f"ip link set {nic} down",
+                     f"hatui lab fault {host} cut-link {network}" if lab.local else f"ip link set {nic} down",
                      f"Cut {host}'s replication link {nic}", "Both nodes may claim the VIP (split brain)."),
         "heal-link": ("lab" if lab.local else "ssh",
-                      f"hatui lab fault {host} heal-link {nic}" if lab.local else f"ip link set {nic} up",
+                      f"hatui lab fault {host} heal-link {network}" if lab.local else f"ip link set {nic} up",
                       f"Heal {host}'s replication link {nic}", "Heartbeat reconciles the pair (about 15 s after a split brain)."),
         "stop-vm": ("proxmox", f"POST /nodes/{{node}}/qemu/{{vmid}}/status/stop ({host})", f"Power off VM {host}",
                     f"{peer} should take over {vip} after deadtime."),
@@ -130,10 +131,10 @@ async def execute_fault(lab: Lab, fault: FaultAction, pool: SshPool, *, timeout:
     elif fault.via == "lab":
         from hatui.lab import faults as lab_faults  # the local lab only
 
-        argument = fault.command.split()[-1] if fault.action in ("cut-link", "heal-link") else None
+        network = fault.command.split()[-1] if fault.action in ("cut-link", "heal-link") else None
         try:
-            await asyncio.to_thread(lab_faults.apply_fault, lab, fault.host, fault.action, argument)
-            ok, detail = True, "done"
+            done = await asyncio.to_thread(lab_faults.inject, lab, fault.host, fault.action, network)
+            ok, detail = True, getattr(done, "detail", "") or "done"
         except HatuiError as exc:
             ok, detail = False, str(exc)
         pool.reset_backoff(fault.host)

@@ -1,0 +1,332 @@
+"""The drill runner: preflight -> load + probe -> fault -> takeover -> recovery -> failback -> settle.
+
+It emits events (hatui.drill.events) to one callback and writes every command and every
+finished run to the journal. Neither the TUI nor the headless export contains drill logic.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from hatui.collectors.cluster import ClusterState, collect_state
+from hatui.collectors.severity import Severity
+from hatui.config import Lab, Pair
+from hatui.drill import measure
+from hatui.drill.events import (CommandSent, DrillFinished, DrillHalted, DrillStarted, Event, LoadProgress,
+                                PhaseChanged, RunFinished, RunSkipped, RunStarted, TimelineMark)
+from hatui.drill.faults import RECOVERY, execute_fault, plan_fault
+from hatui.drill.plan import DrillPlan, PlannedRun
+from hatui.drill.results import RunResult, check_thresholds
+from hatui.errors import EXIT_OK, EXIT_REFUSED, EXIT_THRESHOLD, RefusedError
+from hatui.journal import Journal, finished_runs
+from hatui.transport import SshPool, TransportError
+
+WATCH_INTERVAL_S = 0.25  # how often the peer's view (peer dead? VIP here?) is sampled during a run
+STEADY_POLL_S = 0.5
+
+
+@dataclass
+class DrillOutcome:
+    results: list[RunResult]
+    exit_code: int
+    halted: str | None = None
+    refused: str | None = None
+    stopped: bool = False
+
+
+@dataclass
+class _Timeline:
+    t0: float  # monotonic time of the load start
+    wall0: float
+    marks: list[dict] = field(default_factory=list)
+
+    def add(self, mark: str, at: float | None = None, detail: str = "") -> dict:
+        at = time.monotonic() if at is None else at
+        entry = {"mark": mark, "at_s": round(at - self.t0, 4), "wall": round(self.wall0 + (at - self.t0), 4), "detail": detail}
+        self.marks.append(entry)
+        return entry
+
+    def has(self, mark: str) -> bool:
+        return any(m["mark"] == mark for m in self.marks)
+
+
+def steady_problems(state: ClusterState, pair: Pair) -> list[str]:
+    """Why the pair is not in its steady state (empty list: steady). Also the preflight check."""
+    problems = []
+    for name in (pair.master, pair.slave):
+        node = state.nodes[name]
+        if not node.reachable:
+            problems.append(f"{name} is unreachable: {node.error}")
+            continue
+        if node.heartbeat != "running":
+            problems.append(f"heartbeat is {node.heartbeat} on {name}")
+        if node.rscstatus == "transition":
+            problems.append(f"heartbeat on {name} is in transition")
+        for res in node.drbd:
+            if pair.drbd and res.name in pair.drbd and res.severity > Severity.OK:
+                problems.append(f"DRBD {res.name} on {name}: {res.reason or res.severity}")
+        if pair.drbd and node.drbd_available:
+            missing = set(pair.drbd) - {r.name for r in node.drbd}
+            if missing:
+                problems.append(f"DRBD {', '.join(sorted(missing))} not configured on {name}")
+    ps = state.pairs[pair.name]
+    if len(ps.vip_owners) > 1:
+        problems.append(f"split brain: {' and '.join(ps.vip_owners)} both hold {ps.vip}")
+    elif ps.vip_owner != pair.master:
+        problems.append(f"{ps.vip} is held by {ps.vip_owner or 'nobody'}, not the master {pair.master}")
+    if ps.service is not None and not ps.service.ok:
+        problems.append(f"service on {ps.vip} failed: {ps.service.error}")
+    elif ps.service is not None and ps.service.served_by and ps.service.served_by != pair.master:
+        problems.append(f"{ps.vip} is answered by {ps.service.served_by}, not {pair.master}")
+    return problems
+
+
+class DrillRunner:
+    def __init__(self, lab: Lab, plan: DrillPlan, *, pool: SshPool, on_event=None,
+                 journal_path: Path | str, resume: bool = True):
+        self.lab = lab
+        self.plan = plan
+        self.pool = pool
+        self.on_event = on_event or (lambda event: None)
+        self.journal_path = Path(journal_path)
+        self.resume = resume
+        self.journal: Journal | None = None
+        self._stop = asyncio.Event()
+
+    # -- plumbing -----------------------------------------------------------------------------
+
+    def emit(self, event: Event) -> None:
+        try:
+            self.on_event(event)
+        except Exception:  # an observer's bug must not break a drill half-way through a fault
+            pass
+
+    def _on_command(self, outcome, host: str, command: str) -> None:
+        if isinstance(outcome, TransportError):
+            entry = {"host": host, "command": command, "exit_status": None, "duration_s": 0.0, "error": outcome.reason}
+        else:
+            entry = {"host": host, "command": command, "exit_status": outcome.exit_status,
+                     "duration_s": round(outcome.duration_s, 4), "error": None}
+        if self.journal is not None and not _is_poll(command):
+            self.journal.write("command", **entry)
+        if not _is_poll(command):
+            self.emit(CommandSent(**entry))
+
+    async def _state(self, pair: Pair) -> ClusterState:
+        return await collect_state(self.lab, self.pool, pairs=[pair])
+
+    async def _wait_steady(self, pair: Pair, *, settle_s: float, timeout_s: float) -> list[str]:
+        """Wait until the pair has been steady for `settle_s`; returns the last problems on timeout."""
+        deadline = time.monotonic() + timeout_s
+        steady_since = None
+        while True:
+            problems = steady_problems(await self._state(pair), pair)
+            now = time.monotonic()
+            if not problems:
+                steady_since = steady_since or now
+                if now - steady_since >= settle_s:
+                    return []
+            else:
+                steady_since = None
+            if now >= deadline or self._stop.is_set():
+                return problems or ["not steady long enough"]
+            await asyncio.sleep(STEADY_POLL_S)
+
+    # -- the drill ----------------------------------------------------------------------------
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    async def run(self, stop: asyncio.Event | None = None) -> DrillOutcome:
+        if stop is not None:
+            asyncio.get_running_loop().create_task(_forward(stop, self._stop))
+        done = finished_runs(self.journal_path) if self.resume else {}
+        self.journal = Journal(self.journal_path)
+        self.pool.listeners.append(self._on_command)
+        results: list[RunResult] = []
+        halted = refused = None
+        try:
+            self.journal.write("drill-started", plan=plan_info(self.plan), runs=len(self.plan.runs))
+            self.emit(DrillStarted(total_runs=len(self.plan.runs), plan=self.plan))
+            for index, planned in enumerate(self.plan.runs, start=1):
+                if self._stop.is_set():
+                    break
+                if planned.run_id in done:
+                    results.append(RunResult.from_dict(done[planned.run_id]))
+                    self.emit(RunSkipped(run_id=planned.run_id, reason="already finished in the journal"))
+                    continue
+                try:
+                    result = await self._run_one(planned, index, first=not results)
+                except RefusedError as exc:
+                    refused = str(exc)
+                    self.journal.write("drill-refused", run_id=planned.run_id, reason=refused)
+                    break
+                results.append(result)
+                if result.status == "halted":
+                    halted = result.error
+                    break
+        finally:
+            self.pool.listeners.remove(self._on_command)
+        if refused:
+            code = EXIT_REFUSED
+        elif halted or any(r.status != "ok" for r in results) or any(not r.passed for r in results):
+            code = EXIT_THRESHOLD
+        else:
+            code = EXIT_OK
+        self.journal.write("drill-finished", exit_code=code, halted=halted, refused=refused, stopped=self._stop.is_set())
+        self.journal.close()
+        self.emit(DrillFinished(results=results, exit_code=code, stopped=self._stop.is_set()))
+        return DrillOutcome(results, code, halted=halted, refused=refused, stopped=self._stop.is_set())
+
+    async def _run_one(self, planned: PlannedRun, index: int, *, first: bool) -> RunResult:
+        pair = self.lab.pairs[planned.pair]
+        self.emit(RunStarted(run_id=planned.run_id, stack=planned.stack, pair=planned.pair, rate=planned.rate,
+                             repetition=planned.repetition, index=index, total=len(self.plan.runs),
+                             connections=planned.connections, fault=planned.fault))
+        self.emit(PhaseChanged(run_id=planned.run_id, phase="preflight"))
+        # Preflight: the first run refuses at once; later runs first wait for the cluster to settle.
+        problems = await self._wait_steady(pair, settle_s=0 if first else self.plan.settle_s,
+                                           timeout_s=0 if first else self.plan.recovery_timeout_s)
+        if problems:
+            if first:
+                raise RefusedError(f"preflight refused {planned.run_id}: " + "; ".join(problems))
+            return await self._halt(planned, pair, "the cluster did not return to its steady state before the run: "
+                                    + "; ".join(problems), started_wall=time.time())
+        fault = plan_fault(self.lab, pair.name, planned.fault, planned.fault_target)
+        recovery = plan_fault(self.lab, pair.name, RECOVERY[planned.fault], planned.fault_target)
+        peer = pair.slave if fault.host == pair.master else pair.master
+        vip = str(pair.vip_address)
+
+        streams = measure.start_streams(vip, 80, self.plan.uri, rate=planned.rate, connections=planned.connections,
+                                        timeout_s=self.plan.timeout_s, probe_interval_ms=self.plan.probe_interval_ms)
+        timeline = _Timeline(t0=streams.t0, wall0=streams.wall0)
+        self.emit(PhaseChanged(run_id=planned.run_id, phase="failover"))
+        progress = asyncio.create_task(self._report_progress(planned, streams))
+        watcher = asyncio.create_task(self._watch(planned, timeline, fault.host, peer, vip))
+        fault_ok = recovery_ok = True
+        error = None
+        try:
+            await self._sleep_until(streams.t0 + planned.fault_at_s)
+            if not self._stop.is_set():
+                self._mark(planned, timeline, "fault-sent", detail=f"{fault.command} on {fault.host}")
+                outcome = await execute_fault(self.lab, fault, self.pool)
+                fault_ok = outcome.ok
+                if not outcome.ok:
+                    error = f"fault {fault.action} on {fault.host} failed: {outcome.detail}"
+            await self._sleep_until(streams.t0 + planned.recover_at_s)
+            self._mark(planned, timeline, "recovery-sent", detail=f"{recovery.command} on {recovery.host}")
+            self.emit(PhaseChanged(run_id=planned.run_id, phase="failback"))
+            outcome = await execute_fault(self.lab, recovery, self.pool)
+            recovery_ok = outcome.ok
+            if not outcome.ok:
+                error = f"recovery {recovery.action} on {recovery.host} failed: {outcome.detail}"
+            if self._stop.is_set():
+                streams.stop()
+            await streams.wait(planned.duration_s + self.plan.timeout_s + 30)
+        finally:
+            streams.stop()
+            watcher.cancel()
+            progress.cancel()
+            await asyncio.gather(watcher, progress, return_exceptions=True)
+        result = measure.run_result(planned, streams, timeline.marks, pair, probe_interval_ms=self.plan.probe_interval_ms)
+        for mark in measure.probe_marks(streams, timeline.marks, pair):
+            if not timeline.has(mark["mark"]):
+                timeline.marks.append(mark)
+                self.emit(TimelineMark(run_id=planned.run_id, mark=mark["mark"], at_s=mark["at_s"], detail=mark["detail"]))
+        result.timeline = sorted(timeline.marks, key=lambda m: m["at_s"])
+        check_thresholds(result, self.lab.thresholds)
+        if not (fault_ok and recovery_ok):
+            result.status, result.error = "failed", error
+        self.emit(PhaseChanged(run_id=planned.run_id, phase="settle"))
+        problems = await self._wait_steady(pair, settle_s=self.plan.settle_s, timeout_s=self.plan.recovery_timeout_s)
+        if problems and not self._stop.is_set():
+            return await self._halt(planned, pair, f"the cluster did not recover within {self.plan.recovery_timeout_s:g} s: "
+                                    + "; ".join(problems), result=result)
+        self.journal.write("run-finished", result=result.to_dict())
+        self.emit(RunFinished(run_id=planned.run_id, result=result))
+        self.emit(PhaseChanged(run_id=planned.run_id, phase="done"))
+        return result
+
+    async def _halt(self, planned: PlannedRun, pair: Pair, reason: str, *, result: RunResult | None = None,
+                    started_wall: float | None = None) -> RunResult:
+        """Auto-halt: try to recover the cluster, mark the run, stop the drill, say what was left."""
+        attempts = []
+        for action, target in ((RECOVERY[planned.fault], planned.fault_target), ("start-heartbeat", "master"),
+                               ("start-heartbeat", "slave")):
+            try:
+                outcome = await execute_fault(self.lab, plan_fault(self.lab, pair.name, action, target), self.pool)
+                attempts.append(f"{action} on {target}: {'ok' if outcome.ok else outcome.detail}")
+            except Exception as exc:  # keep trying the other recoveries
+                attempts.append(f"{action} on {target}: {exc}")
+        problems = await self._wait_steady(pair, settle_s=0, timeout_s=min(15.0, self.plan.recovery_timeout_s))
+        left = "steady again after recovery attempts" if not problems else "; ".join(problems)
+        if result is None:
+            result = RunResult(run_id=planned.run_id, stack=planned.stack, pair=planned.pair, rate=planned.rate,
+                               repetition=planned.repetition, connections=planned.connections, fault=planned.fault,
+                               started_wall=started_wall or time.time(), status="halted", phases={}, total=None,
+                               timeline=[], per_second=[])
+        result.status = "halted"
+        result.error = f"{reason} (recovery tried: {'; '.join(attempts)}; cluster left: {left})"
+        self.journal.write("run-finished", result=result.to_dict())
+        self.journal.write("drill-halted", run_id=planned.run_id, reason=reason, cluster_left=left)
+        self.emit(RunFinished(run_id=planned.run_id, result=result))
+        self.emit(DrillHalted(run_id=planned.run_id, reason=reason, cluster_left=left))
+        return result
+
+    def _mark(self, planned: PlannedRun, timeline: _Timeline, mark: str, at: float | None = None, detail: str = "") -> None:
+        entry = timeline.add(mark, at, detail)
+        self.emit(TimelineMark(run_id=planned.run_id, mark=mark, at_s=entry["at_s"], detail=detail))
+
+    async def _sleep_until(self, deadline: float) -> None:
+        while not self._stop.is_set():
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return
+            try:
+                await asyncio.wait_for(self._stop.wait(), min(left, 1.0))
+            except asyncio.TimeoutError:
+                pass
+
+    async def _report_progress(self, planned: PlannedRun, streams) -> None:
+        while True:
+            await asyncio.sleep(1.0)
+            snap = streams.snapshot()
+            self.emit(LoadProgress(run_id=planned.run_id, **snap))
+
+    async def _watch(self, planned: PlannedRun, timeline: _Timeline, target: str, peer: str, vip: str) -> None:
+        """Sample the peer's view: when does it see the target dead, when does it hold the VIP."""
+        command = f"cl_status nodestatus {target} 2>&1; ip -o -4 addr show 2>&1"
+        seen_dead = held = False
+        while True:
+            try:
+                result = await self.pool.run(peer, command, timeout=2.0)
+                at = time.monotonic()
+                out = result.stdout
+                if not seen_dead and timeline.has("fault-sent") and out.split("\n", 1)[0].strip() == "dead":
+                    seen_dead = True
+                    self._mark(planned, timeline, "peer-dead", at, f"{peer} sees {target} dead")
+                holds = f" {vip}/" in out
+                if holds and not held and timeline.has("fault-sent"):
+                    self._mark(planned, timeline, "vip-moved", at, f"{vip} up on {peer}")
+                held = holds
+            except TransportError:
+                pass
+            await asyncio.sleep(WATCH_INTERVAL_S)
+
+
+async def _forward(source: asyncio.Event, target: asyncio.Event) -> None:
+    await source.wait()
+    target.set()
+
+
+def _is_poll(command: str) -> bool:
+    return command.startswith("\necho @@hostname") or command.startswith("echo @@hostname") or command.startswith("cl_status nodestatus")
+
+
+def plan_info(plan: DrillPlan) -> dict:
+    return {"stacks": plan.stacks, "rates": plan.rates, "repetitions": plan.repetitions,
+            "connections": plan.connections, "fault": plan.fault, "uri": plan.uri, "timeout_s": plan.timeout_s,
+            "probe_interval_ms": plan.probe_interval_ms, "engine": plan.engine, "runs": len(plan.runs)}
