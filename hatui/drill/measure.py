@@ -16,6 +16,12 @@ from hatui.drill.results import ERROR_CLASSES, PhaseResult, RunResult
 from hatui.httpcheck import http_get
 
 MAX_IN_FLIGHT = 20000  # bound on concurrent connections of one stream
+# Probe requests carry this query so server logs can tell them from the load.
+PROBE_MARKER = "hatui-probe=1"
+
+
+def probe_uri(uri: str) -> str:
+    return f"{uri}{'&' if '?' in uri else '?'}{PROBE_MARKER}"
 
 
 @dataclass(slots=True)
@@ -106,7 +112,7 @@ class RunStreams:
         self.cpu0 = time.process_time()
         self.load = Stream(address, port, uri, interval_s=1.0 / rate, count=connections, timeout_s=timeout_s, t0=self.t0)
         # The probe keeps its own short timeout so it can see the end of an outage at its resolution.
-        self.probe = Stream(address, port, uri, interval_s=probe_interval_ms / 1000.0, count=None,
+        self.probe = Stream(address, port, probe_uri(uri), interval_s=probe_interval_ms / 1000.0, count=None,
                             timeout_s=max(0.2, min(timeout_s, 0.5)), t0=self.t0)
         self.cpu_s: float | None = None
 

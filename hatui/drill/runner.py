@@ -144,6 +144,7 @@ class DrillRunner:
         if stop is not None:
             asyncio.get_running_loop().create_task(_forward(stop, self._stop))
         done = finished_runs(self.journal_path) if self.resume else {}
+        interrupted = interrupted_run(self.journal_path) if self.resume else None
         self.journal = Journal(self.journal_path)
         self.pool.listeners.append(self._on_command)
         results: list[RunResult] = []
@@ -151,6 +152,8 @@ class DrillRunner:
         try:
             self.journal.write("drill-started", plan=plan_info(self.plan), runs=len(self.plan.runs))
             self.emit(DrillStarted(total_runs=len(self.plan.runs), plan=self.plan))
+            if interrupted is not None:
+                await self._undo_interrupted(interrupted)
             for index, planned in enumerate(self.plan.runs, start=1):
                 if self._stop.is_set():
                     break
@@ -187,6 +190,8 @@ class DrillRunner:
                              repetition=planned.repetition, index=index, total=len(self.plan.runs),
                              connections=planned.connections, fault=planned.fault))
         self.emit(PhaseChanged(run_id=planned.run_id, phase="preflight"))
+        self.journal.write("run-started", run_id=planned.run_id, pair=planned.pair, fault=planned.fault,
+                           fault_target=planned.fault_target)
         # Preflight: the first run refuses at once; later runs first wait for the cluster to settle.
         problems = await self._wait_steady(pair, settle_s=0 if first else self.plan.settle_s,
                                            timeout_s=0 if first else self.plan.recovery_timeout_s)
@@ -249,6 +254,19 @@ class DrillRunner:
         self.emit(RunFinished(run_id=planned.run_id, result=result))
         self.emit(PhaseChanged(run_id=planned.run_id, phase="done"))
         return result
+
+    async def _undo_interrupted(self, entry: dict) -> None:
+        """A drill killed mid-run may have left its fault in place: undo it before resuming."""
+        pair = self.lab.pairs.get(entry.get("pair", ""))
+        fault = entry.get("fault")
+        if pair is None or fault not in RECOVERY:
+            return
+        recovery = plan_fault(self.lab, pair.name, RECOVERY[fault], entry.get("fault_target", "master"))
+        state = await self._state(pair)
+        if not steady_problems(state, pair):
+            return
+        self.journal.write("resume-recovery", run_id=entry.get("run_id"), action=recovery.action, host=recovery.host)
+        await execute_fault(self.lab, recovery, self.pool)
 
     async def _halt(self, planned: PlannedRun, pair: Pair, reason: str, *, result: RunResult | None = None,
                     started_wall: float | None = None) -> RunResult:
@@ -315,6 +333,20 @@ class DrillRunner:
             except TransportError:
                 pass
             await asyncio.sleep(WATCH_INTERVAL_S)
+
+
+def interrupted_run(path: Path) -> dict | None:
+    """The last `run-started` entry of the journal when no `run-finished` followed it."""
+    from hatui.journal import read_journal
+
+    last = None
+    for entry in read_journal(path):
+        if entry["kind"] == "run-started":
+            last = entry
+        elif entry["kind"] == "run-finished" and last is not None and \
+                (entry.get("result") or {}).get("run_id") == last.get("run_id"):
+            last = None
+    return last
 
 
 async def _forward(source: asyncio.Event, target: asyncio.Event) -> None:
