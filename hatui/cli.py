@@ -18,6 +18,7 @@ from hatui.errors import EXIT_USAGE, HatuiError
 COMMAND_MODULES = [
     "hatui.commands.check",
     "hatui.commands.lab",
+    "hatui.commands.load",
     "hatui.commands.status",
 ]
 
@@ -57,6 +58,7 @@ def add_top_level_options(parser: argparse.ArgumentParser) -> None:
 # Modules that add top-level options and may claim the run (`claims(args) -> bool`, `run(args)`).
 TOP_LEVEL_MODULES: list[str] = [
     "hatui.commands.export",
+    "hatui.commands.tui",
 ]
 
 

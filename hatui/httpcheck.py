@@ -10,6 +10,12 @@ from dataclasses import dataclass
 # The lab's page says "served by NODE" and sends X-Served-By; real services may do either.
 SERVED_BY_HEADER = re.compile(rb"^x-served-by:\s*(\S+)", re.I | re.M)
 SERVED_BY_BODY = re.compile(rb"served by (\S+)")
+# hatui's own health checks carry this query so server logs can tell them from real traffic.
+CHECK_MARKER = "hatui-check=1"
+
+
+def with_marker(uri: str, marker: str) -> str:
+    return f"{uri}{'&' if '?' in uri else '?'}{marker}"
 
 
 @dataclass

@@ -91,10 +91,10 @@ BAD_CONFIGS = [
     ("bad-vmid", sub("vmid = 103", "vmid = 7"), "hosts.vm02a.vm.vmid"),
     ("vm-node-unknown", sub('vmid = 104, node = "pve2"', 'vmid = 104, node = "pve9"'), "hosts.vm02b.vm.node"),
     ("virtual-without-vm", sub('vm = { vmid = 104, node = "pve2", cores = 1, memory_mb = 512, disks_gb = [50, 10] }\n', ""), "hosts.vm02b.vm"),
-    ("inline-token-secret", sub('token_secret_file = "{state_dir}/pve/token-secret"', 'token_secret = "3f1c-secret-uuid"'), "proxmox.token_secret: secrets must not be written inline"),
-    ("inline-password", sub('token_id = "root@pam!hatui"', 'token_id = "root@pam!hatui"\npassword = "hunter2"'), "proxmox.password: secrets must not"),
-    ("no-secret-source", sub('token_secret_file = "{state_dir}/pve/token-secret"', "# no secret"), "proxmox.token_secret_env"),
-    ("bad-token-id", sub('token_id = "root@pam!hatui"', 'token_id = "root"'), "proxmox.token_id"),
+    ("inline-token-secret", sub('token_secret_file = "{state_dir}/pve/token.secret"', 'token_secret = "3f1c-secret-uuid"'), "proxmox.token_secret: secrets must not be written inline"),
+    ("inline-password", sub('token_id = "hatui@pve!tui"', 'token_id = "root@pam!hatui"\npassword = "hunter2"'), "proxmox.password: secrets must not"),
+    ("no-secret-source", sub('token_secret_file = "{state_dir}/pve/token.secret"', "# no secret"), "proxmox.token_secret_env"),
+    ("bad-token-id", sub('token_id = "hatui@pve!tui"', 'token_id = "root"'), "proxmox.token_id"),
     ("http-endpoint", sub('endpoint = "https://127.0.0.1:8006"', 'endpoint = "http://127.0.0.1:8006"'), "proxmox.endpoint"),
     ("deadtime-not-above-keepalive", sub("keepalive_ms = 100, warntime_ms = 300, deadtime_ms = 500", "keepalive_ms = 600, warntime_ms = 300, deadtime_ms = 500"), "pairs.native.heartbeat.deadtime_ms"),
     ("warntime-above-deadtime", sub("warntime_ms = 300, deadtime_ms = 500", "warntime_ms = 900, deadtime_ms = 500"), "pairs.native.heartbeat.warntime_ms"),
@@ -149,7 +149,7 @@ def test_missing_and_unreadable_files(tmp_path, capsys):
 
 
 def test_secret_env_is_read_at_use_time(monkeypatch):
-    lab = parse_lab(LAB_TEXT.replace('token_secret_file = "{state_dir}/pve/token-secret"', 'token_secret_env = "HATUI_TEST_TOKEN"'))
+    lab = parse_lab(LAB_TEXT.replace('token_secret_file = "{state_dir}/pve/token.secret"', 'token_secret_env = "HATUI_TEST_TOKEN"'))
     monkeypatch.setenv("HATUI_TEST_TOKEN", "abc")
     assert lab.proxmox.token_secret() == "abc"
     monkeypatch.delenv("HATUI_TEST_TOKEN")

@@ -20,7 +20,6 @@ from pathlib import Path
 import pytest
 
 from hatui.collectors.cluster import collect_state
-from hatui.drill.measure import PROBE_MARKER
 from hatui.drill.runner import steady_problems
 from hatui.journal import finished_runs, read_journal
 from hatui.transport import SshPool
@@ -70,7 +69,8 @@ def access_log_successes(lab, start: float, end: float) -> int:
             continue
         for line in log.read_text().splitlines():
             parts = line.split()
-            if len(parts) < 6 or PROBE_MARKER in line or f'"GET {lab.load.uri} ' not in line:
+            # probes and health checks carry a hatui-... query: only the load's plain URI counts
+            if len(parts) < 6 or "hatui-" in line or f'"GET {lab.load.uri} ' not in line:
                 continue
             if start <= float(parts[0]) <= end and parts[5] == "200":
                 count += 1

@@ -18,7 +18,7 @@ from hatui.collectors import drbd as drbd_parser
 from hatui.collectors import heartbeat as hb_parser
 from hatui.collectors.severity import Finding, Severity, worst
 from hatui.config import Lab, Pair
-from hatui.httpcheck import HttpCheck, http_get
+from hatui.httpcheck import CHECK_MARKER, HttpCheck, http_get, with_marker
 from hatui.transport import CommandResult, SshPool, TransportError
 
 SCHEMA = "hatui.status/1"
@@ -297,7 +297,7 @@ async def collect_state(lab: Lab, pool: SshPool, *, pairs: list[Pair] | None = N
         judge_node(node)
 
     async def check(pair: Pair) -> HttpCheck:
-        return await http_get(str(pair.vip_address), lab.load.uri, timeout=min(1.0, lab.load.timeout_s))
+        return await http_get(str(pair.vip_address), with_marker(lab.load.uri, CHECK_MARKER), timeout=min(1.0, lab.load.timeout_s))
 
     services = [check(p) for p in pairs] if check_service else []
     outcomes = await asyncio.gather(*(poll(n) for n in nodes.values()), *services)

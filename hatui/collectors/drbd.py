@@ -88,20 +88,20 @@ class DrbdPeerDevice:
 @dataclass
 class DrbdPeer:
     name: str | None = None  # None in /proc/drbd (8.x has a single, unnamed peer)
-    node_id: int | None = None
     connection: str | None = None
     role: str | None = None
     disk: str | None = None  # representative (worst) peer disk over the volumes
     replication: str | None = None
-    done: float | None = None
+    done: float | None = None  # resync/verify progress, percent
     out_of_sync_kib: int | None = None  # summed over volumes
-    eta_s: float | None = None
-    speed_kib_s: int | None = None
-    client: bool | None = None
-    congested: bool | None = None
-    volumes: list[DrbdPeerDevice] = field(default_factory=list)
     severity: Severity = Severity.OK
     reason: str = ""
+    eta_s: float | None = None
+    speed_kib_s: int | None = None  # /proc/drbd only
+    node_id: int | None = None
+    client: bool | None = None  # the peer is a diskless client
+    congested: bool | None = None
+    volumes: list[DrbdPeerDevice] = field(default_factory=list)
 
 
 @dataclass
@@ -111,9 +111,9 @@ class DrbdResource:
     role: str | None = None
     disk: str | None = None  # representative (worst) local disk over the volumes
     peers: list[DrbdPeer] = field(default_factory=list)
-    volumes: list[DrbdVolume] = field(default_factory=list)
     severity: Severity = Severity.OK
     reason: str = ""
+    volumes: list[DrbdVolume] = field(default_factory=list)
     node_id: int | None = None
     suspended: str | None = None  # "no", "user", "no-data,quorum"... as printed
     quorum: bool | None = None
@@ -165,7 +165,7 @@ def _parse(raw: Any, allow_two_primaries: bool) -> ResultList:
 
 _EV_LINE = re.compile(r"^(?:(\S+)\s+)?(exists|create|change|destroy|call|response|rename)\s+"
                       r"(resource|device|connection|peer-device|path|helper|-)(?:\s|$)")
-_PROC_MINOR = re.compile(r"^\s*(\d+):\s*cs:(\S+)")
+_PROC_MINOR = re.compile(r"^\s*(\d{1,9}):\s*cs:(\S+)")
 _PROC_VERSION = re.compile(r"^version:\s*(\S+)\s*\(api:")
 _STATUS_RES = re.compile(r"^[^\s:]+(?:\s+node-id:\d+)?\s+role:\S+")
 
@@ -176,7 +176,7 @@ def _detect(text: str) -> str:
         try:
             json.loads(head)
             return "json"
-        except ValueError:
+        except (ValueError, RecursionError):
             pass  # "[root@host ~]# drbdadm status" is not JSON
     lines = text.split("\n")
     if any(_EV_LINE.match(ln) for ln in lines):
@@ -253,9 +253,8 @@ _PROC_ROLES = re.compile(r"\b(?:ro|st):([^\s/]*)/(\S*)")
 _PROC_DISKS = re.compile(r"\bds:([^\s/]*)/(\S*)")
 _PROC_FLAGS = re.compile(r"\s([rs][-a-zA-Z]{2,6})\s*$")
 _PROC_PROGRESS = re.compile(r"(sync'ed|verified):\s*([\d.]+)%\s*\((\d+)/(\d+)\)([KM])")
-_PROC_FINISH = re.compile(r"finish:\s*(\d+):(\d+):(\d+)\s+speed:\s*([\d,]+)")
+_PROC_FINISH = re.compile(r"finish:\s*(\d{1,9}):(\d{1,9}):(\d{1,9})\s+speed:\s*([\d,]+)")
 _PROC_HEADERS = ("version:", "GIT-hash:", "srcversion:", "Transports", "built-in")
-_CS_CONNECTION_ONLY = CONN_WAITING | {"StandAlone", "Unconfigured"}
 
 
 def _split_cs(cs: str) -> tuple[str, str | None]:
@@ -287,10 +286,8 @@ def _parse_proc(text: str) -> tuple[list[DrbdResource], list[str]]:
             cur = _proc_minor(int(m.group(1)), m.group(2), line[m.end():])
             resources.append(cur)
             continue
-        if cur is None:
+        if cur is None or not _proc_detail(cur, stripped):
             problems.append(f"line {n}: not understood: {stripped[:80]!r}")
-            continue
-        _proc_detail(cur, stripped)
     for res in resources:
         res.version = version
     if not resources and version and version.startswith("9"):
@@ -319,24 +316,27 @@ def _proc_minor(minor: int, cs: str, rest: str) -> DrbdResource:
     return res
 
 
-def _proc_detail(res: DrbdResource, stripped: str) -> None:
+def _proc_detail(res: DrbdResource, stripped: str) -> bool:
+    """One line below a minor line; False when it is not a /proc/drbd detail line."""
     peer, pd = res.peers[0], res.peers[0].volumes[0]
     tokens = stripped.split()
     if all(":" in t and not t.endswith(":") for t in tokens):  # counters line ns:.. nr:.. oos:..
         counters = _kv(tokens)
         if "oos" in counters:
             pd.out_of_sync_kib = _int(counters["oos"])
-        return
+        return True
     if m := _PROC_PROGRESS.search(stripped):
         pd.done = _float(m.group(2))
         left = _int(m.group(3))
         if pd.out_of_sync_kib is None and left is not None:  # 8.0-8.2 have no oos counter
             pd.out_of_sync_kib = left * 1024 if m.group(5) == "M" else left
-        return
+        return True
     if m := _PROC_FINISH.search(stripped):
         pd.eta_s = float(int(m.group(1)) * 3600 + int(m.group(2)) * 60 + int(m.group(3)))
         peer.speed_kib_s = _int(m.group(4))
-    # resync:/act_log:/sector pos: detail lines carry nothing the console shows
+        return True
+    # proc_details lines (resync:/act_log:/sector pos) carry nothing the console shows
+    return stripped.startswith(("resync:", "act_log:")) or "sector pos:" in stripped
 
 
 # --- drbdadm/drbdsetup status text ---------------------------------------------------------------
@@ -360,9 +360,15 @@ def _parse_status(text: str) -> tuple[list[DrbdResource], list[str]]:
         tokens = stripped.split()
         cur = objects[-1][0] if objects else None
         if indent < 2:
-            objects.append(["resource", tokens, n])
+            if any(t.startswith("role:") for t in tokens):  # DRBD always prints the role
+                objects.append(["resource", tokens, n])
+            else:
+                objects.append(["junk", tokens, n])
+                problems.append(f"line {n}: not a resource line: {stripped[:80]!r}")
         elif cur is None:
             problems.append(f"line {n}: indented line outside a resource: {stripped[:80]!r}")
+        elif cur == "junk":
+            continue  # the lines of an object we could not read
         elif indent < 4:
             first = tokens[0].partition(":")[0]
             kind = "device" if ":" in tokens[0] and first in _DEVICE_KEYS else "connection"
@@ -376,7 +382,9 @@ def _parse_status(text: str) -> tuple[list[DrbdResource], list[str]]:
     res: DrbdResource | None = None
     peer: DrbdPeer | None = None
     for kind, tokens, n in objects:
-        if kind == "resource":
+        if kind == "junk":
+            res = peer = None
+        elif kind == "resource":
             res, peer = _status_resource(tokens), None
             if res.name is None:
                 problems.append(f"line {n}: resource line without a name")
@@ -448,7 +456,7 @@ def _json_resource(d: dict) -> DrbdResource:
     if isinstance(susp, bool):  # 9.x JSON has booleans; name the reasons like the text output
         reasons = [k[len("suspended-"):] for k in ("suspended-user", "suspended-no-data",
                    "suspended-fencing", "suspended-quorum") if d.get(k) is True]
-        susp = ",".join(reasons) or ("user" if susp else "no")
+        susp = ",".join(reasons) or ("yes" if susp else "no")
     res = DrbdResource(name=_str(d.get("name")), role=_str(d.get("role")),
                        node_id=_int(d.get("node-id")), suspended=_str(susp))
     for dev in _dicts(d.get("devices")):
@@ -634,7 +642,7 @@ def _summarise(res: DrbdResource) -> None:
 
 def _unknown(kind: str, word: str | None, known: set[str]) -> list[Finding]:
     if word and word not in known:
-        return [Finding(WARN, f"unknown {kind} state {word!r}")]
+        return [Finding(WARN, f"unknown {kind} state {word[:40]!r}")]
     return []
 
 
@@ -709,9 +717,10 @@ def _peer_findings(peer: DrbdPeer) -> list[Finding]:
 def _evaluate(res: DrbdResource, allow_two_primaries: bool) -> None:
     findings = _local_findings(res, allow_two_primaries)
     for peer in res.peers:
-        pf = worst(_peer_findings(peer))
+        found = _peer_findings(peer)
+        pf = worst(found)
         peer.severity, peer.reason = pf.severity, pf.reason
         who = peer.name or "peer"
-        findings += [Finding(x.severity, f"{who}: {x.reason}") for x in _peer_findings(peer) if x]
+        findings += [Finding(x.severity, f"{who}: {x.reason}") for x in found if x]
     total = worst(findings)
     res.severity, res.reason = total.severity, total.reason

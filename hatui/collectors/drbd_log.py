@@ -43,8 +43,8 @@ class DrbdLogEvent:
 _SYSLOG = r"(?P<syslog>[A-Z][a-z]{2}\s+\d{1,2}\s+\d\d:\d\d:\d\d)\s+\S+\s+kernel:\s*"
 _KERNEL = re.compile(
     rf"^(?:{_SYSLOG})?(?:\[(?P<bracket>[^\]]*)\]\s*)?"
-    r"(?:block drbd(?P<bminor>\d+)|d-con (?P<dcon>\S+)"
-    r"|drbd (?P<res>[^\s/:]+)(?:/(?P<vol>\d+))?(?: drbd(?P<minor>\d+))?(?: (?P<peer>[^\s:]+))?)"
+    r"(?:block drbd(?P<bminor>\d{1,9})|d-con (?P<dcon>\S+)"
+    r"|drbd (?P<res>[^\s/:]+)(?:/(?P<vol>\d{1,9}))?(?: drbd(?P<minor>\d{1,9}))?(?: (?P<peer>[^\s:]+))?)"
     r":\s?(?P<msg>.*)$")
 _CHANGE = re.compile(r"([a-z][\w-]*)\(\s*([^()]*?)\s*->\s*([^()]*?)\s*\)")
 
@@ -129,9 +129,9 @@ class DrbdCommandError:
     severity: Severity = Severity.ALERT
 
 
-_FAILURE = re.compile(r"^(?:(?P<who>\S+): )?Failure: \((?P<code>-?\d+)\) (?P<msg>.*)$")
-_STATE_FAILED = re.compile(r"^(?:(?P<who>\S+): )?State change failed: \((?P<code>-?\d+)\) (?P<msg>.*)$")
-_EXIT = re.compile(r"^Command '(?P<cmd>.*)' terminated with exit code (?P<rc>\d+)")
+_FAILURE = re.compile(r"^(?:(?P<who>\S+): )?Failure: \((?P<code>-?\d{1,9})\) (?P<msg>.*)$")
+_STATE_FAILED = re.compile(r"^(?:(?P<who>\S+): )?State change failed: \((?P<code>-?\d{1,9})\) (?P<msg>.*)$")
+_EXIT = re.compile(r"^Command '(?P<cmd>.*)' terminated with exit code (?P<rc>\d{1,9})\b")
 _NO_RES = re.compile(r"^(?P<who>\S+): (?:No such resource|not defined in your config)")
 
 

@@ -37,6 +37,8 @@ def _guard(fn, fallback):
     except Exception as exc:
         result = fallback()
         result.problems.append(f"internal parser error: {type(exc).__name__}: {exc}")
+        if not isinstance(result, ResultList):  # (a ResultList derives its severity)
+            result.severity, result.reason = Severity.WARN, result.problems[-1]
         return result
 
 
@@ -96,7 +98,7 @@ def _node_finding(node: HbNode) -> Finding:
             sev = WARN  # a ping node is an outside IP, not a cluster member
         if sev:
             found.append(Finding(sev, f"node {node.status}" if node.status in _NODE_STATUS_SEV
-                                 else f"unknown node status {node.status!r}"))
+                                 else f"unknown node status {node.status[:40]!r}"))
     for link, status in node.links.items():
         if status is not None and _LINK_STATUS_SEV.get(status, WARN):
             found.append(Finding(WARN, f"link {link} {status}"))
@@ -126,16 +128,14 @@ def parse_hbstatus(text: Any) -> HbStatus:
     return _guard(lambda: _hbstatus(text), HbStatus)
 
 
-_CCM_MEMBER = re.compile(r"^\s+(\d+)\s+(\S+)\s+\(born:\s*(\d+)\)")
+_CCM_MEMBER = re.compile(r"^\s+(\d{1,9})\s+(\S+)\s+\(born:\s*(\d{1,9})\)")
 
 
 def _hbstatus(raw: Any) -> HbStatus:
     lines, problems = _lines(raw)
     st = HbStatus(problems=problems)
-    i = 0
-    while i < len(lines):
-        s = lines[i].strip()
-        i += 1
+    for i, line in enumerate(lines):
+        s = line.strip()
         if not s:
             continue
         if s.startswith("Heartbeat is running on this machine"):
@@ -145,7 +145,7 @@ def _hbstatus(raw: Any) -> HbStatus:
             st.state = "stopped"
         elif s.startswith("Heartbeat is apparently running"):
             st.state = "refused"
-        elif m := re.match(r"^\S+ OK \[pid (\d+)", s):  # heartbeat -s
+        elif m := re.match(r"^\S+ OK \[pid (\d{1,9})\b", s):  # heartbeat -s
             st.state, st.pid = "running", int(m.group(1))
         elif m := re.match(r"^\((.*)\)$", s):  # -v after a refused signon: (reason)
             st.detail = m.group(1)
@@ -159,21 +159,21 @@ def _hbstatus(raw: Any) -> HbStatus:
             st.managed_by = "pacemaker" if "Pacemaker" in s else "haresources"
         elif m := re.match(r"^ccm membership (.*)$", s):
             st.ccm = m.group(1).strip()
-        elif m := re.match(r"^instance (\d+)$", s):
+        elif m := re.match(r"^instance (\d{1,9})$", s):
             st.ccm_instance = int(m.group(1))
         elif re.match(r"^members \d+$", s):
             pass  # the member lines follow
-        elif m := _CCM_MEMBER.match(lines[i - 1]):
+        elif m := _CCM_MEMBER.match(line):
             st.members.append(CcmMember(int(m.group(1)), m.group(2), int(m.group(3))))
         elif m := re.match(r"^(NOT )?member of partition$", s):
             st.member_of_partition = m.group(1) is None
-        elif _NODE_LINE.match(lines[i - 1]):
-            st.nodes = _parse_node_blocks(lines, i - 1, st.problems)
+        elif _NODE_LINE.match(line):  # the "listnodes -v" part ends the output
+            st.nodes = _parse_node_blocks(lines, i, st.problems)
             break
         elif any(h in s for h in _ERROR_HINTS):
             st.detail = s if st.detail is None else f"{st.detail}; {s}"
         else:
-            st.problems.append(f"line {i}: not understood: {s[:80]!r}")
+            st.problems.append(f"line {i + 1}: not understood: {s[:80]!r}")
     if st.state == "unknown" and not st.problems:
         st.problems.append("no heartbeat status found" if any(ln.strip() for ln in lines)
                            else "empty input")
@@ -296,7 +296,7 @@ def _one_word(raw: Any, what: str, meaning: dict[str, Severity] | None,
         result.severity = meaning[result.value]
         result.reason = f"{what} {result.value}" if result.severity else ""
     else:
-        result.reason = f"unknown {what} {result.value!r}"
+        result.reason = f"unknown {what} {result.value[:40]!r}"
     return result
 
 
@@ -382,7 +382,7 @@ def parse_bool(value: str) -> bool | None:
     return True if v in _TRUE else False if v in _FALSE else None
 
 
-_TIME = re.compile(r"^(\d+(?:\.\d*)?|\.\d+)\s*(ms|us|s|msec|usec|sec)?$", re.IGNORECASE)
+_TIME = re.compile(r"^(\d{1,12}(?:\.\d{0,9})?|\.\d{1,9})\s*(ms|us|s|msec|usec|sec)?$", re.IGNORECASE)
 
 
 def parse_time_ms(value: str) -> int | None:
@@ -417,10 +417,12 @@ def _ha_cf(raw: Any) -> HaCf:
         cf.directives.append((parts[0], value))
         if not re.fullmatch(r"[a-z_][a-z0-9_-]*", key):
             cf.problems.append(f"line {n}: not a directive: {line[:80]!r}")
+        elif not args:  # every ha.cf directive takes a value
+            cf.problems.append(f"line {n}: {parts[0]} without a value")
         elif key in _TIMES:
             ms = parse_time_ms(value)
             if ms is None:
-                cf.problems.append(f"line {n}: bad time for {key}: {value!r}")
+                cf.problems.append(f"line {n}: bad time for {key}: {value[:40]!r}")
             setattr(cf, _TIMES[key], ms)
         elif key in _MEDIA:
             if key.startswith("serial"):
@@ -432,7 +434,7 @@ def _ha_cf(raw: Any) -> HaCf:
         elif key == "node":
             cf.nodes += args
         elif key == "udpport":
-            cf.udpport = int(value) if value.isdigit() else None
+            cf.udpport = int(value) if re.fullmatch(r"[0-9]{1,5}", value) else None
         elif key in ("auto_failback", "autojoin", "logfile", "debugfile", "logfacility"):
             setattr(cf, key, value or None)
         elif key in ("crm", "pacemaker"):
@@ -533,7 +535,7 @@ def _haresources(raw: Any) -> ResultList:
         if not tokens:
             continue
         if len(tokens) == 1:
-            problems.append(f"line {start}: node {tokens[0]!r} without resources")
+            problems.append(f"line {start}: node {tokens[0][:40]!r} without resources")
             continue
         groups.append(HaResourceGroup(tokens[0], [split_resource(t) for t in tokens[1:]], start))
     if not groups and not problems:
@@ -560,9 +562,9 @@ class HbLogEvent:
 
 _SYSLOG_PREFIX = re.compile(
     r"^(?P<ts>[A-Z][a-z]{2}\s+\d{1,2}\s+\d\d:\d\d:\d\d|\d{4}-\d\d-\d\dT\S+)\s+(?P<host>\S+)\s+"
-    r"(?P<prog>[^\s\[:]+)(?:\[(?P<pid>\d+)\])?:\s*(?:\[(?P<pid2>\d+)\]:\s*)?(?P<rest>.*)$")
+    r"(?P<prog>[^\s\[:]+)(?:\[(?P<pid>\d{1,9})\])?:\s*(?:\[(?P<pid2>\d{1,9})\]:\s*)?(?P<rest>.*)$")
 _HALOG_PREFIX = re.compile(  # heartbeat's own logfile: heartbeat[3684]: 2012/05/09_12:10:40 info: ...
-    r"^(?P<prog>[^\s\[:]+)\[(?P<pid>\d+)\]:\s*(?P<ts>\d{4}/\d\d/\d\d_\d\d:\d\d:\d\d)\s+(?P<rest>.*)$")
+    r"^(?P<prog>[^\s\[:]+)\[(?P<pid>\d{1,9})\]:\s*(?P<ts>\d{4}/\d\d/\d\d_\d\d:\d\d:\d\d)\s+(?P<rest>.*)$")
 _LEVEL = re.compile(r"^(?P<level>info|INFO|debug|DEBUG|notice|WARN|WARNING|warning|ERROR|error|"
                     r"CRIT|CRITICAL|crit|emerg|EMERG):\s*(?P<msg>.*)$")
 

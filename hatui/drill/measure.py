@@ -13,7 +13,7 @@ from typing import Any
 
 from hatui.config import Pair
 from hatui.drill.results import ERROR_CLASSES, PhaseResult, RunResult
-from hatui.httpcheck import http_get
+from hatui.httpcheck import http_get, with_marker
 
 MAX_IN_FLIGHT = 20000  # bound on concurrent connections of one stream
 # Probe requests carry this query so server logs can tell them from the load.
@@ -21,7 +21,7 @@ PROBE_MARKER = "hatui-probe=1"
 
 
 def probe_uri(uri: str) -> str:
-    return f"{uri}{'&' if '?' in uri else '?'}{PROBE_MARKER}"
+    return with_marker(uri, PROBE_MARKER)
 
 
 @dataclass(slots=True)

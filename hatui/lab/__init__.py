@@ -1,0 +1,1 @@
+"""The local lab: network namespaces, hosts and the emulators hatui drills against."""
