@@ -101,7 +101,7 @@ BAD_CONFIGS = [
     ("unknown-fault", sub('fault = "stop-heartbeat"', 'fault = "stop-heartbeet"'), "drill.fault: expected one of"),
     ("recover-before-fault", sub('recover_at = "60%"', 'recover_at = "10%"'), "drill.recover_at"),
     ("bad-timepoint", sub('fault_at = "25%"', 'fault_at = "soon"'), "drill.fault_at"),
-    ("availability-over-100", sub("min_availability_pct = 90.0", "min_availability_pct = 190.0"), "thresholds.failover.min_availability_pct"),
+    ("availability-over-100", sub("min_availability_pct = 80.0", "min_availability_pct = 190.0"), "thresholds.failover.min_availability_pct"),
     ("unknown-engine", sub('engine = "builtin"', 'engine = "wrk"'), "load.engine"),
     ("uri-without-slash", sub('uri = "/index.html"', 'uri = "index.html"'), "load.uri"),
     ("unknown-drbd-resource", sub('drbd = ["r0"]', 'drbd = ["r9"]'), "pairs.native.drbd"),

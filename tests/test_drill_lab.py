@@ -32,9 +32,9 @@ def lab_copy(tmp_path: Path, **thresholds) -> Path:
     """lab.toml with other thresholds (same lab, same state dir)."""
     text = (REPO / "lab.toml").read_text()
     fo, fb = thresholds.get("failover", (5000, 50.0)), thresholds.get("failback", (5000, 50.0))
-    text = text.replace("[thresholds.failover]\nmax_downtime_ms = 5000\nmin_availability_pct = 90.0",
+    text = text.replace("[thresholds.failover]\nmax_downtime_ms = 5000\nmin_availability_pct = 80.0",
                         f"[thresholds.failover]\nmax_downtime_ms = {fo[0]}\nmin_availability_pct = {fo[1]}")
-    text = text.replace("[thresholds.failback]\nmax_downtime_ms = 5000\nmin_availability_pct = 90.0",
+    text = text.replace("[thresholds.failback]\nmax_downtime_ms = 5000\nmin_availability_pct = 80.0",
                         f"[thresholds.failback]\nmax_downtime_ms = {fb[0]}\nmin_availability_pct = {fb[1]}")
     path = tmp_path / "lab.toml"
     path.write_text(text)

@@ -62,7 +62,7 @@ def test_aggregate_leaves_invalid_runs_out_of_means():
 
 
 def test_thresholds_mark_phases():
-    lab = parse_lab(LAB_TEXT.replace("max_downtime_ms = 5000\nmin_availability_pct = 90.0\n\n[thresholds.failback]",
+    lab = parse_lab(LAB_TEXT.replace("max_downtime_ms = 5000\nmin_availability_pct = 80.0\n\n[thresholds.failback]",
                                      "max_downtime_ms = 100\nmin_availability_pct = 99.5\n\n[thresholds.failback]"))
     r = run(10, 1, 600)
     check_thresholds(r, lab.thresholds)
