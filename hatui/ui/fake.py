@@ -1,0 +1,393 @@
+"""A fake core for tests, snapshots, benchmarks and demos: no network, fixed data.
+
+`FakeCore` has the `Core` surface the UI uses (`lab`, `read_only`, `poll`, `plan_fault`,
+`execute`, `run_drill`, `commands`, `command_listeners`, `results_dir`) and records every
+mutating call in `sent`. Its cluster readings are built with the real collectors from canned
+`drbdadm status`/`cl_status` output, so severities come from the real judges. Nothing in it
+depends on the clock: readings carry fixed timestamps and uptimes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import copy
+from pathlib import Path
+from typing import Any, Callable
+
+from hatui.collectors.cluster import (ClusterState, NodeState, PairState, judge_node, judge_pair,
+                                      node_from_output)
+from hatui.collectors.severity import worst
+from hatui.config import Lab, parse_lab
+from hatui.drill.events import CommandSent
+from hatui.drill.faults import FaultOutcome, ReadOnlyError, plan_fault
+from hatui.httpcheck import HttpCheck
+from hatui.transport import CommandResult
+
+FAKE_LAB_TOML = """
+[lab]
+name = "local-lab"
+local = true
+state_dir = "/nonexistent/hatui-fake"
+address_range = "10.251.0.0/16"
+
+[networks.public]
+cidr = "10.251.0.0/24"
+host_address = "10.251.0.1"
+[networks.replication]
+cidr = "10.251.1.0/24"
+[networks.vm-replication]
+cidr = "10.251.2.0/24"
+
+[hosts.master]
+stack = "native"
+nics.eth0 = { network = "public", address = "10.251.0.11" }
+nics.eth1 = { network = "replication", address = "10.251.1.11" }
+[hosts.slave]
+stack = "native"
+nics.eth0 = { network = "public", address = "10.251.0.12" }
+nics.eth1 = { network = "replication", address = "10.251.1.12" }
+[hosts.client]
+role = "client"
+nics.eth0 = { network = "public", address = "10.251.0.20" }
+[hosts.vm01a]
+stack = "virtual"
+vm = { vmid = 101, node = "pve1" }
+nics.eth0 = { network = "public", address = "10.251.0.31" }
+nics.eth1 = { network = "vm-replication", address = "10.251.2.31" }
+[hosts.vm01b]
+stack = "virtual"
+vm = { vmid = 102, node = "pve2" }
+nics.eth0 = { network = "public", address = "10.251.0.32" }
+nics.eth1 = { network = "vm-replication", address = "10.251.2.32" }
+[hosts.vm02a]
+stack = "virtual"
+vm = { vmid = 103, node = "pve1" }
+nics.eth0 = { network = "public", address = "10.251.0.33" }
+nics.eth1 = { network = "vm-replication", address = "10.251.2.33" }
+[hosts.vm02b]
+stack = "virtual"
+vm = { vmid = 104, node = "pve2" }
+nics.eth0 = { network = "public", address = "10.251.0.34" }
+nics.eth1 = { network = "vm-replication", address = "10.251.2.34" }
+
+[drbd.r0]
+minor = 0
+device = "/dev/drbd0"
+port = 7789
+
+[pairs.native]
+master = "master"
+slave = "slave"
+vip = "10.251.0.100/24"
+vip_interface = "eth0"
+resources = ["drbddisk::r0", "Filesystem::/dev/drbd0::/srv::ext4", "IPaddr2::10.251.0.100/24/eth0", "hatui-web"]
+auto_failback = true
+drbd = ["r0"]
+[pairs.vm01]
+master = "vm01a"
+slave = "vm01b"
+vip = "10.251.0.110/24"
+vip_interface = "eth0"
+resources = ["drbddisk::r0", "IPaddr2::10.251.0.110/24/eth0", "hatui-web"]
+auto_failback = true
+drbd = ["r0"]
+[pairs.vm02]
+master = "vm02a"
+slave = "vm02b"
+vip = "10.251.0.120/24"
+vip_interface = "eth0"
+resources = ["drbddisk::r0", "IPaddr2::10.251.0.120/24/eth0", "hatui-web"]
+auto_failback = false
+drbd = ["r0"]
+
+[proxmox]
+endpoint = "https://127.0.0.1:8006"
+nodes = ["pve1", "pve2"]
+token_id = "root@pam!hatui"
+token_secret_env = "HATUI_FAKE_TOKEN"
+
+[load]
+connections = 2000
+rates = [10, 20, 30, 40, 50]
+repetitions = 5
+
+[drill]
+stacks = ["native"]
+fault = "stop-heartbeat"
+
+[ui]
+theme = "hatui-dark"
+refresh_s = 1.0
+"""
+
+TAKEN_AT = 1_750_000_000.0  # fixed wall clock of every fake reading
+
+
+def fake_lab(**ui: Any) -> Lab:
+    lab = parse_lab(FAKE_LAB_TOML, "/nonexistent/hatui-fake/lab.toml")
+    for key, value in ui.items():
+        setattr(lab.ui, key, value)
+    return lab
+
+
+def _drbd_status(role: str, disk: str, peer: str, peer_role: str, peer_disk: str,
+                 replication: str | None = None, done: float | None = None, connection: str | None = None,
+                 resource: str = "r0") -> str:
+    lines = [f"{resource} role:{role}", f"  disk:{disk}"]
+    if connection:
+        lines.append(f"  {peer} connection:{connection}")
+        return "\n".join(lines)
+    lines.append(f"  {peer} role:{peer_role}")
+    peer_line = f"    peer-disk:{peer_disk}"
+    if replication:
+        peer_line = f"    replication:{replication} peer-disk:{peer_disk}"
+        if done is not None:
+            peer_line += f" done:{done:.2f}"
+    lines.append(peer_line)
+    return "\n".join(lines)
+
+
+def poll_output(hostname: str, *, addresses: list[str], heartbeat: str = "running", rsc: str = "all",
+                uptime_s: float = 192.0, load1: float = 0.12, drbd: str | None = None) -> str:
+    """The poll script's output as a node would print it (see hatui.collectors.cluster)."""
+    hb = {"running": "Heartbeat is running on this machine.",
+          "stopped": "Heartbeat is stopped on this machine."}[heartbeat]
+    addr = "\n".join(f"{i + 2}: eth{i}    inet {a}/24 brd 10.251.0.255 scope global eth{i}"
+                     for i, a in enumerate(addresses))
+    parts = [
+        "@@hostname", hostname,
+        "@@hbstatus", hb, f"@@rc {0 if heartbeat == 'running' else 3}",
+        "@@rscstatus", rsc if heartbeat == "running" else "", "@@rc 0",
+        "@@addr", "1: lo    inet 127.0.0.1/8 scope host lo\n" + addr,
+        "@@uptime", f"{uptime_s:.2f} 100.00\n{load1:.2f} 0.10 0.05 1/80 1234",
+        "@@drbd", drbd if drbd is not None else "", "@@rc 0" if drbd is not None else "@@rc 127",
+        "@@crm_mon", "@@rc 127",
+    ]
+    return "\n".join(parts) + "\n"
+
+
+def build_state(lab: Lab, outputs: dict[str, str | None], *, errors: dict[str, str] | None = None,
+                service: dict[str, HttpCheck] | None = None, taken_at: float = TAKEN_AT) -> ClusterState:
+    """A `ClusterState` from per-host poll outputs (None = unreachable, reason in `errors`)."""
+    errors = errors or {}
+    nodes: dict[str, NodeState] = {}
+    for pair in lab.pairs.values():
+        for role, name in (("master", pair.master), ("slave", pair.slave)):
+            node = NodeState(host=name, address=str(lab.hosts[name].address), pair=pair.name, role=role)
+            text = outputs.get(name)
+            if text is None:
+                node.reachable, node.error = False, errors.get(name, "timeout after 2 s")
+            else:
+                node_from_output(node, CommandResult(name, "poll", 0, text, "", 0.004, taken_at))
+            node.checked_at = taken_at
+            judge_node(node)
+            nodes[name] = node
+    pairs: dict[str, PairState] = {}
+    for pair in lab.pairs.values():
+        vip = str(pair.vip_address)
+        state = PairState(name=pair.name, stack=pair.stack, vip=vip, master=pair.master, slave=pair.slave,
+                          resources=list(pair.resources), auto_failback=pair.auto_failback,
+                          vip_owners=[n for n in (pair.master, pair.slave) if nodes[n].holds(vip)],
+                          service=(service or {}).get(pair.name))
+        judge_pair(state)
+        pairs[pair.name] = state
+    verdict = worst(list(pairs.values()), list(nodes.values()))
+    return ClusterState(lab=lab.name, taken_at=taken_at, duration_s=0.05, nodes=nodes, pairs=pairs,
+                        severity=verdict.severity, reason=verdict.reason)
+
+
+def healthy_outputs() -> dict[str, str | None]:
+    """Every pair in its steady state: the masters hold the VIPs, DRBD Connected/UpToDate."""
+    up = _drbd_status
+    return {
+        "master": poll_output("master", addresses=["10.251.0.11", "10.251.1.11", "10.251.0.100"],
+                              drbd=up("Primary", "UpToDate", "slave", "Secondary", "UpToDate")),
+        "slave": poll_output("slave", addresses=["10.251.0.12", "10.251.1.12"], rsc="none", load1=0.08,
+                             drbd=up("Secondary", "UpToDate", "master", "Primary", "UpToDate")),
+        "vm01a": poll_output("vm01a", addresses=["10.251.0.31", "10.251.2.31", "10.251.0.110"], uptime_s=125,
+                             load1=0.20, drbd=up("Primary", "UpToDate", "vm01b", "Secondary", "UpToDate")),
+        "vm01b": poll_output("vm01b", addresses=["10.251.0.32", "10.251.2.32"], rsc="none", uptime_s=125,
+                             load1=0.05, drbd=up("Secondary", "UpToDate", "vm01a", "Primary", "UpToDate")),
+        "vm02a": poll_output("vm02a", addresses=["10.251.0.33", "10.251.2.33", "10.251.0.120"], uptime_s=3700,
+                             load1=0.31, drbd=up("Primary", "UpToDate", "vm02b", "Secondary", "UpToDate")),
+        "vm02b": poll_output("vm02b", addresses=["10.251.0.34", "10.251.2.34"], rsc="none", uptime_s=3700,
+                             load1=0.02, drbd=up("Secondary", "UpToDate", "vm02a", "Primary", "UpToDate")),
+    }
+
+
+def demo_outputs() -> dict[str, str | None]:
+    """The snapshot scene: native healthy; vm01 resyncing at 47.3 %; vm02 in a DRBD split brain
+    with vm02b not answering; plus a bracketed resource name (`[r0]` must not be eaten as markup)."""
+    out = healthy_outputs()
+    up = _drbd_status
+    out["vm01a"] = poll_output("vm01a", addresses=["10.251.0.31", "10.251.2.31", "10.251.0.110"], uptime_s=125,
+                               load1=0.20, drbd=up("Primary", "UpToDate", "vm01b", "Secondary", "Inconsistent",
+                                                   replication="SyncSource", done=47.3))
+    out["vm01b"] = poll_output("vm01b", addresses=["10.251.0.32", "10.251.2.32"], rsc="none", uptime_s=125,
+                               load1=0.05, drbd=up("Secondary", "Inconsistent", "vm01a", "Primary", "UpToDate",
+                                                   replication="SyncTarget", done=47.3))
+    out["vm02a"] = poll_output("vm02a", addresses=["10.251.0.33", "10.251.2.33", "10.251.0.120"], uptime_s=3700,
+                               load1=0.31, drbd=up("Primary", "UpToDate", "vm02b", "", "", connection="StandAlone"))
+    out["vm02b"] = None
+    return out
+
+
+def demo_state(lab: Lab) -> ClusterState:
+    state = build_state(lab, demo_outputs(), errors={"vm02b": "timeout after 2 s"})
+    # drbdadm status cannot say "split brain" (only events2 can); the lab's stand-in reports it.
+    from hatui.collectors.drbd import _evaluate  # noqa: PLC0415 - fake data only
+
+    vm02a = state.nodes["vm02a"]
+    for res in vm02a.drbd:
+        res.split_brain = True
+        _evaluate(res, False)
+    judge_node(vm02a)
+    verdict = worst(list(state.pairs.values()), list(state.nodes.values()))
+    state.severity, state.reason = verdict.severity, verdict.reason
+    # An ETA and out-of-sync figure for the resync (status text has no eta)
+    for host in ("vm01a", "vm01b"):
+        for res in state.nodes[host].drbd:
+            for peer in res.peers:
+                peer.eta_s, peer.out_of_sync_kib = 72.0, 31_250
+    return state
+
+
+def failover_state(lab: Lab, pair: str = "native") -> ClusterState:
+    """`pair`'s slave holds the VIP, heartbeat stopped on its master."""
+    out = healthy_outputs()
+    p = lab.pairs[pair]
+    master_addr = [str(n.address) for n in lab.hosts[p.master].nics.values()]
+    slave_addr = [str(n.address) for n in lab.hosts[p.slave].nics.values()]
+    out[p.master] = poll_output(p.master, addresses=master_addr, heartbeat="stopped",
+                                drbd=_drbd_status("Secondary", "UpToDate", p.slave, "Primary", "UpToDate"))
+    out[p.slave] = poll_output(p.slave, addresses=slave_addr + [str(p.vip_address)],
+                               drbd=_drbd_status("Primary", "UpToDate", p.master, "Secondary", "UpToDate"))
+    return build_state(lab, out, taken_at=TAKEN_AT + 5)
+
+
+class FakeCore:
+    """The UI-facing surface of `hatui.core.Core`, with canned readings and recorded actions."""
+
+    def __init__(self, lab: Lab | None = None, *, state: ClusterState | None = None, read_only: bool = False,
+                 results_dir: Path | None = None, poll_delay_s: float = 0.0, with_vms: bool = False):
+        self.lab = lab or fake_lab()
+        self.read_only = read_only
+        self.results_dir = results_dir or Path("/nonexistent/hatui-fake/results")
+        self.state = state if state is not None else demo_state(self.lab)
+        self.poll_delay_s = poll_delay_s
+        self.polls = 0
+        self.sent: list[tuple[str, Any]] = []  # ("execute", FaultAction) / ("run_drill", plan)
+        self.commands: collections.deque[CommandSent] = collections.deque(maxlen=1000)
+        self.command_listeners: list[Callable[[CommandSent], None]] = []
+        self.drill_script: list[Any] | None = None  # events run_drill emits (numbers: sleep that long)
+        self.drill_hold = False  # after the script, wait for `stop` (a drill still running)
+        self.vms: list[dict] | None = None
+        if with_vms:
+            self.vms = [{"name": h.name, "vmid": h.vm.vmid, "node": h.vm.node, "status": "running",
+                         "cpu": 0.03, "mem": 200 * 2**20, "maxmem": 512 * 2**20, "uptime": 3600}
+                        for h in self.lab.vms]
+            self.list_vms = self._list_vms  # only offered when asked for (Core may not have it)
+
+    async def _list_vms(self) -> list[dict]:
+        return copy.deepcopy(self.vms or [])
+
+    async def poll(self, pairs: list[str] | None = None, timeout: float | None = None) -> ClusterState:
+        if self.poll_delay_s:
+            await asyncio.sleep(self.poll_delay_s)
+        self.polls += 1
+        return copy.deepcopy(self.state)
+
+    def plan_fault(self, pair: str, action: str, target: str = "master"):
+        return plan_fault(self.lab, pair, action, target)
+
+    async def execute(self, fault) -> FaultOutcome:
+        if self.read_only:
+            raise ReadOnlyError(fault.description.lower())
+        self.sent.append(("execute", fault))
+        self.log_command(fault.host, fault.command, 0, 0.01)
+        return FaultOutcome(fault, True, 0.0, 0.01, "done")
+
+    async def run_drill(self, plan, on_event, stop: asyncio.Event | None = None, journal=None):
+        if self.read_only:
+            raise ReadOnlyError("run a drill")
+        self.sent.append(("run_drill", plan))
+        for event in self.drill_script or []:
+            if stop is not None and stop.is_set():
+                break
+            if isinstance(event, (int, float)):
+                await asyncio.sleep(event)
+                continue
+            on_event(event)
+        if stop is not None and (self.drill_script is None or self.drill_hold):
+            await stop.wait()
+        return None
+
+    def log_command(self, host: str, command: str, exit_status: int | None, duration_s: float,
+                    error: str | None = None) -> CommandSent:
+        event = CommandSent(host=host, command=command, exit_status=exit_status, duration_s=duration_s,
+                            error=error, t=0.0, wall=TAKEN_AT)
+        self.commands.append(event)
+        for listener in self.command_listeners:
+            listener(event)
+        return event
+
+    async def close(self) -> None:
+        pass
+
+
+def demo_results(lab: Lab) -> list:
+    """Two finished runs (native, 50 conn/s) with fixed figures."""
+    from hatui.drill.results import PhaseResult, RunResult
+
+    out = []
+    for rep, (down_fo, down_fb, err_fo) in enumerate([(580.0, 410.0, 13), (620.0, 450.0, 15)], 1):
+        phases = {
+            "failover": PhaseResult("failover", 0.0, 24.0, 1200, 1200 - err_fo + 2, 1200 - err_fo, {"connrefused": err_fo},
+                                    100.0 * (1200 - err_fo) / 1200, down_fo, 10.0),
+            "failback": PhaseResult("failback", 24.0, 40.0, 800, 795, 794, {"connrefused": 6},
+                                    100.0 * 794 / 800, down_fb, 10.0),
+        }
+        out.append(RunResult(run_id=f"native/native/rate50/rep{rep}", stack="native", pair="native", rate=50.0,
+                             repetition=rep, connections=2000, fault="stop-heartbeat", started_wall=TAKEN_AT,
+                             status="ok", phases=phases, total=None, timeline=[], per_second=[]))
+    return out
+
+
+def demo_drill_events(lab: Lab, *, seconds: int = 28) -> list:
+    """A drill half way through its second run: fault at 10 s, outage of about 1 s, recovery at 24 s."""
+    from hatui.drill import events as ev
+    from hatui.drill.plan import make_plan
+
+    plan = make_plan(lab, stacks=["native"], rates=[50], repeat=2, conns=2000)
+    first, second = demo_results(lab)[0], plan.runs[1]
+    out: list[Any] = [ev.DrillStarted(total_runs=len(plan.runs), plan=plan, t=0.0, wall=TAKEN_AT),
+                      ev.RunFinished(run_id=first.run_id, result=first, t=0.0, wall=TAKEN_AT),
+                      ev.RunStarted(run_id=second.run_id, stack="native", pair="native", rate=50.0, repetition=2,
+                                    index=2, total=len(plan.runs), connections=2000, fault="stop-heartbeat",
+                                    t=0.0, wall=TAKEN_AT),
+                      ev.PhaseChanged(run_id=second.run_id, phase="failover", t=0.0, wall=TAKEN_AT)]
+    attempted = success = replies = 0
+    errors = {"connrefused": 0, "client-timo": 0}
+    for t in range(seconds):
+        if t == 10:
+            out.append(ev.TimelineMark(run_id=second.run_id, mark="fault-sent", at_s=10.0, t=0.0, wall=TAKEN_AT))
+        if t == 11:
+            out.append(ev.TimelineMark(run_id=second.run_id, mark="vip-moved", at_s=10.8, t=0.0, wall=TAKEN_AT))
+        if t == 24:
+            out.append(ev.TimelineMark(run_id=second.run_id, mark="recovery-sent", at_s=24.0, t=0.0, wall=TAKEN_AT))
+            out.append(ev.PhaseChanged(run_id=second.run_id, phase="failback", t=0.0, wall=TAKEN_AT))
+        ok, refused, timo = 50, 0, 0
+        if t == 10:
+            ok, refused, timo = 29, 19, 2
+        elif t == 24:
+            ok, refused = 44, 6
+        attempted += 50
+        success += ok
+        replies += ok
+        errors["connrefused"] += refused
+        errors["client-timo"] += timo
+        second_counts = {"t": t, "attempted": 50, "success": ok, "errors": {"connrefused": refused, "client-timo": timo}}
+        out.append(ev.LoadProgress(run_id=second.run_id, elapsed_s=t + 1.0, attempted=attempted, replies=replies,
+                                   success=success, errors=dict(errors), second=second_counts, t=0.0, wall=TAKEN_AT))
+    return out

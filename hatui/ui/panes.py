@@ -1,0 +1,328 @@
+"""The panes: Nodes, DRBD, Heartbeat, VMs and Log (Drill and Charts live in their own modules).
+
+Each pane renders rows built by `hatui.ui.model` into `LiveTable`s (updated in place) and a
+`Quiet` notes area. Panes never talk to the core: the app hands them data.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar, Iterable
+
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Vertical
+from textual.widget import Widget
+
+from hatui.collectors.severity import Severity
+from hatui.ui import model
+from hatui.ui.widgets import LiveTable, Quiet
+
+MAX_LOG_ROWS = 1000
+
+
+def severity_style(app, severity: Severity | None) -> str:
+    """Colour from the theme's sev-* variables, plus bold / reverse so it survives NO_COLOR."""
+    if severity is None:
+        return ""
+    variables = getattr(app, "theme_variables", {}) or {}
+    if severity == Severity.OK:
+        return variables.get("sev-ok", "green")
+    if severity == Severity.WARN:
+        return f"bold {variables.get('sev-warn', 'yellow')}"
+    return f"bold reverse {variables.get('sev-alert', 'red')}"
+
+
+def styled(app, rows: Iterable[model.TableRow], column: int | None = 0) -> list[tuple[str, list[Any]]]:
+    out = []
+    for row in rows:
+        cells: list[Any] = [Text(c) for c in row.cells]
+        if column is not None and row.severity is not None and cells:
+            cells[column] = Text(row.cells[column], style=severity_style(app, row.severity))
+        out.append((row.key, cells))
+    return out
+
+
+def notes_text(app, notes: list[model.Note], limit: int = 12) -> Text:
+    text = Text()
+    for i, note in enumerate(notes[:limit]):
+        if i:
+            text.append("\n")
+        text.append(f"{model.fmt.mark(note.severity):>2}", style=severity_style(app, note.severity))
+        text.append(f" {note.text}")
+    if len(notes) > limit:
+        text.append(f"\n   … {len(notes) - limit} more")
+    return text
+
+
+class Pane(Vertical):
+    """One pane: a number key, a title, tables that follow the filter.
+
+    A pane's widgets are built the first time it is shown (`ensure_built`): panes keep their
+    data themselves and draw it once ready, so hidden panes cost nothing at start-up.
+    """
+
+    pane_id: ClassVar[str] = ""
+    title: ClassVar[str] = ""
+    number: ClassVar[int] = 0
+
+    DEFAULT_CSS = """
+    Pane { height: 1fr; }
+    Pane .notes { height: auto; max-height: 8; padding: 0 1; text-wrap: nowrap; text-overflow: ellipsis; }
+    Pane .hint { height: auto; color: $text-muted; padding: 0 1; }
+    """
+
+    def __init__(self) -> None:
+        super().__init__(id=self.pane_id, classes="pane")
+        self.border_title = f"{self.number} {self.title}"
+        self.built = False  # build scheduled
+        self.ready = False  # widgets mounted
+        self.filter_text = ""
+
+    def compose(self) -> ComposeResult:
+        yield from ()
+
+    def build(self) -> Iterable[Widget]:
+        """The pane's widgets (mounted on first show)."""
+        yield from ()
+
+    def ensure_built(self) -> None:
+        if not self.built:
+            self.built = True
+            # after the next refresh: the app's frame (bars, borders) is drawn first
+            self.call_after_refresh(self._build)
+
+    async def _build(self) -> None:
+        await self.mount_all(list(self.build()))
+        if self._closing or self.app._closing or not self.children:
+            return  # the app is shutting down
+        self.ready = True
+        for table in self.query(LiveTable):
+            table.set_filter(self.filter_text)
+        self.after_build()
+        pane_ready = getattr(self.app, "pane_ready", None)
+        if pane_ready is not None:
+            pane_ready(self.pane_id)
+
+    def after_build(self) -> None:
+        """Draw the data received while the pane was not built yet."""
+        self.restyle()
+
+    def focus_target(self) -> Widget | None:
+        if not self.ready:
+            return None
+        for table in self.query(LiveTable):
+            if table.can_focus:
+                return table
+        return None
+
+    def set_filter(self, text: str) -> None:
+        self.filter_text = text
+        if self.ready:
+            for table in self.query(LiveTable):
+                table.set_filter(text)
+
+    def restyle(self) -> None:
+        """Theme changed: draw the last data again with the new colours."""
+
+    def selected_key(self) -> str | None:
+        target = self.focus_target()
+        return target.current_key() if isinstance(target, LiveTable) else None
+
+
+class StatePane(Pane):
+    """A pane that renders cluster readings."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.state = None
+
+    def show_state(self, state) -> None:
+        self.state = state
+        if self.ready:
+            self.render_state()
+
+    def render_state(self) -> None:
+        raise NotImplementedError
+
+    def restyle(self) -> None:
+        if self.state is not None and self.ready:
+            self.render_state()
+
+    def selected_pair(self) -> str | None:
+        return None
+
+
+class NodesPane(StatePane):
+    pane_id, title, number = "nodes", "Nodes", 1
+
+    def build(self) -> Iterable[Widget]:
+        yield LiveTable(model.NODE_COLUMNS, id="nodes-table")
+        yield Quiet("waiting for the first reading…", id="nodes-notes", classes="notes")
+
+    def render_state(self) -> None:
+        lab = getattr(self.app, "lab", None)
+        self.query_one(LiveTable).sync(styled(self.app, model.node_rows(self.state, lab)))
+        notes = model.node_notes(self.state)
+        self.query_one("#nodes-notes", Quiet).show(
+            notes_text(self.app, notes) if notes else Text("all nodes OK"))
+
+    def selected_pair(self) -> str | None:
+        key = self.selected_key()
+        if key and self.state is not None and key in self.state.nodes:
+            return self.state.nodes[key].pair
+        return None
+
+
+class DrbdPane(StatePane):
+    pane_id, title, number = "drbd", "DRBD", 2
+    BINDINGS = [Binding("P", "toggle_problems", "problems", id="drbd.problems")]
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.problems_only = False
+
+    def build(self) -> Iterable[Widget]:
+        yield LiveTable(model.DRBD_COLUMNS, id="drbd-table")
+        yield Quiet("", id="drbd-notes", classes="notes")
+        yield Quiet("", id="drbd-hint", classes="hint")
+
+    def after_build(self) -> None:
+        self._hint()
+        self.restyle()
+
+    def _hint(self) -> None:
+        if not self.ready:
+            return
+        self.query_one("#drbd-hint", Quiet).show(
+            "showing problems only (P: show all)" if self.problems_only else "")
+
+    def render_state(self) -> None:
+        self.query_one(LiveTable).sync(styled(self.app, model.drbd_rows(self.state, self.problems_only)))
+        notes = model.drbd_notes(self.state, self.problems_only)
+        self.query_one("#drbd-notes", Quiet).show(notes_text(self.app, notes) if notes else Text(""))
+
+    def action_toggle_problems(self) -> None:
+        self.set_problems_only(not self.problems_only)
+
+    def set_problems_only(self, value: bool) -> None:
+        self.problems_only = value
+        self._hint()
+        render_tabs = getattr(self.app, "render_tabs", None)
+        if render_tabs is not None:
+            render_tabs()
+        self.restyle()
+
+    def selected_pair(self) -> str | None:
+        key = self.selected_key()
+        if key and self.state is not None:
+            node = self.state.nodes.get(key.split("/")[0])
+            return node.pair if node else None
+        return None
+
+
+class HeartbeatPane(StatePane):
+    pane_id, title, number = "heartbeat", "Heartbeat", 3
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.tracker: model.TakeoverTracker | None = None
+
+    def build(self) -> Iterable[Widget]:
+        yield LiveTable(model.HB_PAIR_COLUMNS, id="hb-pairs")
+        yield LiveTable(model.HB_RESOURCE_COLUMNS, id="hb-resources", can_focus=False)
+
+    def render_state(self) -> None:
+        self.query_one("#hb-pairs", LiveTable).sync(
+            styled(self.app, model.heartbeat_pair_rows(self.state, self.tracker)))
+        self.query_one("#hb-resources", LiveTable).sync(
+            styled(self.app, model.heartbeat_resource_rows(self.state), None))
+
+    def selected_pair(self) -> str | None:
+        return self.selected_key()
+
+
+class VmsPane(StatePane):
+    pane_id, title, number = "vms", "VMs", 4
+    BINDINGS = [
+        Binding("x", "app.vm_power('stop')", "stop VM", id="vm.stop"),
+        Binding("o", "app.vm_power('start')", "start VM", id="vm.start"),
+    ]
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.vms: list | None = None
+        self.status = ""
+
+    def build(self) -> Iterable[Widget]:
+        yield Quiet("", id="vms-status", classes="hint")
+        yield LiveTable(model.VM_COLUMNS, id="vms-table")
+
+    def show_vms(self, vms: list | None, status: str) -> None:
+        self.vms, self.status = vms, status
+        self.restyle()
+
+    def render_state(self) -> None:
+        if not self.ready:
+            return
+        lab = getattr(self.app, "lab", None)
+        self.query_one("#vms-status", Quiet).show(self.status)
+        if lab is not None:
+            self.query_one(LiveTable).sync(styled(self.app, model.vm_rows(lab, self.vms)))
+
+    def restyle(self) -> None:
+        if self.ready:
+            self.render_state()
+
+    def selected_vm(self) -> str | None:
+        return self.selected_key()
+
+    def selected_pair(self) -> str | None:
+        vm = self.selected_vm()
+        lab = getattr(self.app, "lab", None)
+        if vm and lab is not None:
+            for pair in lab.pairs.values():
+                if vm in (pair.master, pair.slave):
+                    return pair.name
+        return None
+
+
+class LogPane(Pane):
+    """Every command hatui sent: host, exit status, duration, the command."""
+
+    pane_id, title, number = "log", "Log", 7
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.rows: list[tuple[str, list[str]]] = []
+        self.seq = 0
+
+    def build(self) -> Iterable[Widget]:
+        yield LiveTable(model.LOG_COLUMNS, id="log-table")
+        yield Quiet("no command sent yet", id="log-hint", classes="hint")
+
+    def add_events(self, events: Iterable[Any]) -> None:
+        for event in events:
+            self.seq += 1
+            self.rows.append((str(self.seq), model.log_cells(event)))
+        del self.rows[:-MAX_LOG_ROWS]
+        self.render_rows()
+
+    def render_rows(self) -> None:
+        if not self.ready:
+            return
+        table = self.query_one(LiveTable)
+        follow = not table.row_keys or table.cursor_row >= len(table.row_keys) - 1
+        cells = []
+        for key, row in self.rows:
+            failed = row[1] != "0"
+            style = severity_style(self.app, Severity.ALERT if row[1] == "ERR" else Severity.WARN) if failed else ""
+            cells.append((key, [Text(row[0]), Text(row[1], style=style), Text(row[2]), Text(row[3])]))
+        table.sync(cells)
+        if follow and table.row_keys:
+            table.move_cursor(row=len(table.row_keys) - 1, animate=False)
+        self.query_one("#log-hint", Quiet).show(
+            f"{len(self.rows)} command(s), newest last" if self.rows else "no command sent yet")
+
+    def restyle(self) -> None:
+        self.render_rows()
