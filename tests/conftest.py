@@ -64,7 +64,7 @@ def lab_session():
     import fcntl
 
     # One lab per machine: test sessions that need it take turns (the lock is released on exit).
-    lock = open("/run/hatui-lab-tests.lock", "w")
+    lock = open("/run/hatui-lab-session.lock", "w")
     fcntl.flock(lock, fcntl.LOCK_EX)
     model = load_lab(Path(__file__).resolve().parents[1] / "lab.toml")
     try:

@@ -123,7 +123,14 @@ def test_small_plan_survives_sigkill_resumes_and_matches_access_logs(lab, tmp_pa
         assert 100 <= fo["downtime_ms"] <= 5000 and fo["resolution_ms"] == 10
         success = fo["success"] + fb["success"]
         window_end = run["started_wall"] + 300 / run["rate"] + 5
-        assert access_log_successes(lab, run["started_wall"] - 0.5, window_end) == success, run["run_id"]
+        logged = access_log_successes(lab, run["started_wall"] - 0.5, window_end)
+        # Every success the client counted was served (no phantom successes). nginx may also have
+        # answered a few requests whose reply never reached the client during the takeover (the VIP
+        # left the node, or nginx stopped and reset the connection): those are load connections the
+        # client saw fail in flight, so they bound the surplus.
+        in_flight_failures = sum(p["errors"].get("connreset", 0) + p["errors"].get("client-timo", 0)
+                                 for p in (fo, fb))
+        assert success <= logged <= success + in_flight_failures, (run["run_id"], logged, success, in_flight_failures)
         assert run["served_counts"]["master"] + run["served_counts"]["slave"] == success
 
 

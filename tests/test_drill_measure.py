@@ -1,95 +1,64 @@
-"""Measurement maths (records -> phases, outages, availability) and the open-loop stream on loopback."""
+"""A drill run's measurement on loopback: the load engine's load + probe streams split into phases."""
 
 from __future__ import annotations
 
 import asyncio
-import socket
 
 import pytest
 
 from hatui.config import parse_lab
-from hatui.drill.measure import Record, RunStreams, outages, per_second, phase_result, run_result
+from hatui.drill.measure import PROBE_MARKER, RunStreams, probe_marks, probe_uri, run_result
 from hatui.drill.plan import PlannedRun
+from hatui.load.testing import TestHttpServer
 from tests.test_config import LAB_TEXT
 
 
-def ok(t, by="master"):
-    return Record(t, t + 0.001, "success", 200, by)
+def planned(rate: float, conns: int) -> PlannedRun:
+    return PlannedRun(f"native/native/rate{rate:g}/rep1", "native", "native", rate, 1, conns, "stop-heartbeat",
+                      "master", 0.5, 1.0)
 
 
-def fail(t, outcome="connrefused"):
-    return Record(t, t + 0.001, outcome, None, None)
+def test_probe_uri_is_marked():
+    assert probe_uri("/index.html") == f"/index.html?{PROBE_MARKER}"
+    assert probe_uri("/a?b=1") == f"/a?b=1&{PROBE_MARKER}"
 
 
-def test_outage_is_last_success_to_first_success():
-    probe = [ok(0.00), ok(0.01), fail(0.02), fail(0.03), fail(0.04), ok(0.05, "slave"), ok(0.06, "slave")]
-    (o,) = outages(probe, min_gap_s=0.025)
-    assert (o.start_s, o.end_s, o.served_before, o.served_after) == (0.01, 0.05, "master", "slave")
-    assert o.duration_ms == pytest.approx(40.0)
-
-
-def test_single_late_probe_is_not_an_outage():
-    assert outages([ok(0.0), fail(0.01), ok(0.02)], min_gap_s=0.025) == []
-    assert outages([ok(0.0), ok(0.5)], min_gap_s=0.025) == []  # a gap without failures is not an outage
-
-
-def test_phase_split_counts_each_connection_once():
-    load = [ok(t / 10) for t in range(100)] + [fail(3.05), fail(3.15, "client-timo"), fail(7.2, "connreset")]
-    probe = [ok(t / 100) for t in range(300)] + [fail(3.0 + i / 100) for i in range(1, 60)] + [ok(3.6, "slave")]
-    fo = phase_result("failover", load, probe, 0.0, 6.0, 10)
-    fb = phase_result("failback", load, probe, 6.0, 10.0, 10)
-    assert fo.requests + fb.requests == len(load)
-    assert (fo.requests, fo.success, fo.errors["connrefused"], fo.errors["client-timo"]) == (62, 60, 1, 1)
-    assert fo.availability_pct == pytest.approx(60 / 62 * 100, abs=1e-3)
-    assert fo.downtime_ms == pytest.approx(610, abs=1) and fo.resolution_ms == 10
-    assert (fo.served_before, fo.served_after) == ("master", "slave")
-    assert fb.downtime_ms is None and fb.errors["connreset"] == 1
-
-
-def test_per_second_series():
-    rows = per_second([ok(0.1), ok(0.9), fail(1.5), ok(1.7)])
-    assert rows == [{"t": 0, "attempted": 2, "success": 2, "errors": {}},
-                    {"t": 1, "attempted": 2, "success": 1, "errors": {"connrefused": 1}}]
-
-
-class CountingServer:
-    """An HTTP server on loopback that counts what it served and names itself."""
-
-    def __init__(self, name="master"):
-        self.name, self.served = name, 0
-
-    async def handle(self, reader, writer):
-        await reader.readuntil(b"\r\n\r\n")
-        self.served += 1
-        body = f"served by {self.name}\n".encode()
-        writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\nConnection: close\r\n\r\n%s" % (len(body), body))
-        await writer.drain()
-        writer.close()
-
-
-async def test_streams_against_loopback_server_match_server_count():
-    server = CountingServer()
-    srv = await asyncio.start_server(server.handle, "127.0.0.1", 0)
-    port = srv.sockets[0].getsockname()[1]
-    streams = RunStreams("127.0.0.1", port, "/index.html", rate=100, connections=150, timeout_s=1, probe_interval_ms=20)
-    await streams.wait(10)
-    srv.close()
-    load = streams.load.records
-    assert len(load) == 150 and all(r.ok and r.served_by == "master" for r in load)
-    assert server.served == 150 + len(streams.probe.records)
+async def test_phases_split_every_connection_once_and_match_the_server():
     lab = parse_lab(LAB_TEXT)
-    planned = PlannedRun("native/native/rate100/rep1", "native", "native", 100, 1, 150, "stop-heartbeat", "master", 0.5, 1.0)
-    result = run_result(planned, streams, [{"mark": "recovery-sent", "at_s": 1.0}], lab.pairs["native"], probe_interval_ms=20)
-    assert result.phases["failover"].requests + result.phases["failback"].requests == 150
-    assert result.phases["failover"].availability_pct == 100.0 and result.phases["failover"].downtime_ms is None
+    async with TestHttpServer(name="master") as server:
+        streams = RunStreams("127.0.0.1", server.port, "/index.html", rate=100, connections=150, timeout_s=1,
+                             probe_interval_ms=20)
+        await streams.wait(10)
+    marks = [{"mark": "recovery-sent", "at_s": 1.0}]
+    result = run_result(planned(100, 150), streams, marks, lab.pairs["native"], probe_interval_ms=20)
+    fo, fb = result.phases["failover"], result.phases["failback"]
+    assert fo.requests + fb.requests == 150 and fo.requests == pytest.approx(100, abs=2)
+    assert fo.success + fb.success == 150 and fo.availability_pct == 100.0
+    assert fo.downtime_ms is None and fo.resolution_ms == pytest.approx(20)
+    assert server.served == 150 + len(streams.probe.result.probe)  # load + probe, nothing else
     assert result.valid, result.invalid_reasons
     assert result.served_counts == {"master": 150}
+    assert sum(row["attempted"] for row in result.per_second) == 150
 
 
-async def test_refused_port_is_classified():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    streams = RunStreams("127.0.0.1", port, "/", rate=50, connections=10, timeout_s=0.5, probe_interval_ms=50)
-    await streams.wait(5)
-    assert [r.outcome for r in streams.load.records] == ["connrefused"] * 10
+async def test_an_outage_is_measured_on_the_probe_in_its_phase():
+    lab = parse_lab(LAB_TEXT)
+    server = await TestHttpServer(name="master").start()
+    streams = RunStreams("127.0.0.1", server.port, "/index.html", rate=50, connections=150, timeout_s=0.5,
+                         probe_interval_ms=10)
+    await asyncio.sleep(streams.t0 - asyncio.get_running_loop().time() + 0.8)
+    await server.stop()  # the service goes away for ~0.6 s
+    await asyncio.sleep(0.6)
+    other = TestHttpServer(name="slave", port=server.port)
+    await other.start()
+    await streams.wait(10)
+    await other.stop()
+    marks = [{"mark": "fault-sent", "at_s": 0.75}, {"mark": "recovery-sent", "at_s": 2.0}]
+    result = run_result(planned(50, 150), streams, marks, lab.pairs["native"], probe_interval_ms=10)
+    fo, fb = result.phases["failover"], result.phases["failback"]
+    assert 450 <= fo.downtime_ms <= 900, fo
+    assert (fo.served_before, fo.served_after) == ("master", "slave")
+    assert fo.errors["connrefused"] >= 20 and fo.availability_pct < 100
+    assert fb.downtime_ms is None and fb.availability_pct == 100.0
+    found = {m["mark"] for m in probe_marks(streams, marks, lab.pairs["native"])}
+    assert "first-success-new" in found

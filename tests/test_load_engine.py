@@ -409,17 +409,6 @@ async def test_find_outages_matches_live_records():
     assert not math.isnan(s.outages[0].duration)
 
 
-# Seam for the lab (built elsewhere): failover during a run. Enable once `hatui lab up` exists:
-# start LoadRun(LoadSpec("http://<VIP>/index.html", 50, 2000), probe=ProbeSpec()) from the client
-# namespace, stop heartbeat on the master at t_fault, start it at t_failback, then check
-# summarize(result, (0, t_failback)) and summarize(result, (t_failback, None)) each show one outage
-# with served_by master -> slave and slave -> master.
-@pytest.mark.lab
-@pytest.mark.skip(reason="needs the local lab (hatui lab up), built separately")
-def test_failover_during_a_run_in_the_lab():  # pragma: no cover
-    pass
-
-
 async def test_sharded_run_over_two_sender_processes():
     """workers=2: the same schedule sent from two processes, records merged in schedule order."""
     from hatui.load import ShardedRun, make_run

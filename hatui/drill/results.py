@@ -13,7 +13,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 PHASES = ("failover", "failback")
-ERROR_CLASSES = ("client-timo", "connrefused", "connreset", "http-5xx", "http-4xx", "fd-unavail", "addrunavail", "other")
+from hatui.load.records import ERROR_CLASSES  # noqa: E402 - the load engine's classes, in its order
 
 
 @dataclass
