@@ -191,6 +191,7 @@ class DrillConfig:
     settle_s: float = 5.0
     recovery_timeout_s: float = 60.0
     snapshot_vms: bool = False
+    write_ratio: float = 0.0  # writes per load connection (no-data-loss check); 0 = none
 
 
 @dataclass
@@ -916,7 +917,7 @@ def parse_timepoint(value: Any) -> Timepoint | str:
 
 def _drill(r: _Reader, data, pairs) -> DrillConfig:
     t = r.table(data, "drill", ["stacks", "fault", "fault_target", "fault_at", "recover_at", "settle_s",
-                                "recovery_timeout_s", "snapshot_vms"]) or {}
+                                "recovery_timeout_s", "snapshot_vms", "write_ratio"]) or {}
     d = DrillConfig()
     p = "drill"
     stacks = r.value(t, p, "stacks", "list[str]", d.stacks,
@@ -945,6 +946,8 @@ def _drill(r: _Reader, data, pairs) -> DrillConfig:
         settle_s=r.value(t, p, "settle_s", "number", d.settle_s, lambda v: None if v >= 0 else "expected seconds >= 0"),
         recovery_timeout_s=r.value(t, p, "recovery_timeout_s", "number", d.recovery_timeout_s, _positive),
         snapshot_vms=r.value(t, p, "snapshot_vms", "bool", d.snapshot_vms),
+        write_ratio=r.value(t, p, "write_ratio", "number", d.write_ratio,
+                            lambda v: None if 0 <= v <= 1 else f"expected a ratio 0..1, found {v:g}"),
     )
 
 

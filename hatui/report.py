@@ -84,12 +84,35 @@ def report_markdown(results: list[RunResult], *, lab_name: str, plan_info: dict,
     out.append(f"Runs: {len(results)} finished, {passed} within thresholds, {len(failed)} failed or halted, "
                f"{sum(1 for r in results if not r.valid)} invalid.")
     out.append("")
+    out += _comparison(aggs)
     for stack in sorted({a.stack for a in aggs}):
         out += _table5(stack, [a for a in aggs if a.stack == stack])
     out += _runs_table(results)
+    out += _writes(results)
     out += _validity(results)
     out += METHODS.splitlines()
     return "\n".join(out) + "\n"
+
+
+def _comparison(aggs: list[Aggregate]) -> list[str]:
+    """Native vs virtual side by side (the study's comparison), when a drill covered both stacks."""
+    by = {(a.stack, a.rate, a.phase): a for a in aggs}
+    keys = sorted({(a.rate, a.phase) for a in aggs if (("native", a.rate, a.phase) in by and ("virtual", a.rate, a.phase) in by)},
+                  key=lambda k: (k[0], PHASES.index(k[1]) if k[1] in PHASES else 9))
+    if not keys:
+        return []
+    out = ["## Native vs virtual", "",
+           "Means of the valid repetitions of each stack at the same rate and phase; Δ = virtual − native.", "",
+           "| rate (conn/s) | phase | availability % native | availability % virtual | Δ points | downtime ms native | downtime ms virtual | Δ ms |",
+           "|---:|---|---:|---:|---:|---:|---:|---:|"]
+    for rate, phase in keys:
+        n, v = by[("native", rate, phase)], by[("virtual", rate, phase)]
+        na, va, nd, vd = n.availability_pct.mean, v.availability_pct.mean, n.downtime_ms.mean, v.downtime_ms.mean
+        da = _fmt(va - na, 2) if na is not None and va is not None else "-"
+        dd = _fmt(vd - nd, 0) if nd is not None and vd is not None else "-"
+        out.append(f"| {rate:g} | {phase} | {_fmt(na, 2)} | {_fmt(va, 2)} | {da} | {_fmt(nd)} | {_fmt(vd)} | {dd} |")
+    out.append("")
+    return out
 
 
 def _table5(stack: str, aggs: list[Aggregate]) -> list[str]:
@@ -127,6 +150,19 @@ def _runs_table(results: list[RunResult]) -> list[str]:
                        f"{p.success} | {errs} | {p.availability_pct:.2f} | {_fmt(p.downtime_ms)} (±{p.resolution_ms:g}) | {served} | {broken} |")
     out.append("")
     return out
+
+
+def _writes(results: list[RunResult]) -> list[str]:
+    checked = [r for r in results if r.writes_acked is not None]
+    if not checked:
+        return []
+    out = ["## No data loss", "",
+           "Writes sent to the service during each run (POST /write, acknowledged only once replicated), "
+           "read back from the current primary after the cluster settled.", "",
+           "| run | writes sent | acknowledged | lost acknowledged writes | detail |", "|---|---:|---:|---:|---|"]
+    for r in checked:
+        out.append(f"| {r.run_id} | {r.writes_attempted} | {r.writes_acked} | **{r.lost_writes}** | {r.writes_detail or ''} |")
+    return out + [""]
 
 
 def _validity(results: list[RunResult]) -> list[str]:
@@ -261,6 +297,9 @@ def junit_xml(results: list[RunResult]) -> str:
             elif pr is not None and pr.thresholds_broken:
                 failures += 1
                 ET.SubElement(case, "failure", message="; ".join(pr.thresholds_broken)).text = "\n".join(pr.thresholds_broken)
+            elif phase == "failback" and r.lost_writes:  # data loss shows once per run
+                failures += 1
+                ET.SubElement(case, "failure", message=f"{r.lost_writes} acknowledged writes lost").text = r.writes_detail
             if pr is not None:
                 ET.SubElement(case, "system-out").text = (
                     f"request {pr.requests} reply {pr.replies} success {pr.success} error {pr.error} "

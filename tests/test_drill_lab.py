@@ -160,3 +160,17 @@ def test_preflight_refuses_when_the_slave_is_down(lab, tmp_path):
     finally:
         faults.inject(lab, "slave", "restore")
     wait_steady(lab, timeout=90)
+
+
+def test_crash_drill_with_writes_loses_no_acknowledged_write(lab, tmp_path):
+    wait_steady(lab)
+    out = tmp_path / "out"
+    proc = export(lab_copy(tmp_path), out, "--rates", "20", "--repeat", "1", "--conns", "400", "--fault", "crash",
+                  "--write-ratio", "0.5")
+    _, stderr = proc.communicate(timeout=240)
+    assert proc.returncode == 0, stderr
+    (run,) = json.loads((out / "results.json").read_text())["runs"]
+    assert run["fault"] == "crash" and run["writes_attempted"] == 200
+    assert run["writes_acked"] >= 100 and run["lost_writes"] == 0, run["writes_detail"]
+    assert "## No data loss" in (out / "report.md").read_text()
+    assert run["phases"]["failover"]["served_after"] == "slave"

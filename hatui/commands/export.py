@@ -28,6 +28,9 @@ def add_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--repeat", type=int, metavar="N", help="repetitions per rate")
     group.add_argument("--conns", type=int, metavar="N", help="connections per run")
     group.add_argument("--fault", metavar="KIND", help="stop-heartbeat, standby, crash, cut-link or stop-vm")
+    group.add_argument("--write-ratio", type=float, metavar="R",
+                       help="also send R writes per connection and check afterwards that no acknowledged write "
+                            "was lost (needs POST /write behind the VIP, as in the local lab)")
     group.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
 
 
@@ -53,7 +56,8 @@ def run(args: argparse.Namespace) -> int:
     for name, value in (("--repeat", args.repeat), ("--conns", args.conns)):
         if value is not None and value <= 0:
             raise UsageError(f"{name}: expected a positive number, found {value}")
-    plan = make_plan(lab, stacks=stacks, rates=_rates(args.rates), repeat=args.repeat, conns=args.conns, fault=args.fault)
+    plan = make_plan(lab, stacks=stacks, rates=_rates(args.rates), repeat=args.repeat, conns=args.conns, fault=args.fault,
+                     write_ratio=args.write_ratio)
     out = Path(args.export)
     try:
         out.mkdir(parents=True, exist_ok=True)
@@ -118,6 +122,8 @@ class Progress:
             if planned:
                 self.remaining_s -= planned.duration_s + self.plan.settle_s
             eta = time.strftime("%H:%M:%S", time.localtime(time.time() + max(0.0, self.remaining_s)))
+            if r.writes_acked is not None:
+                parts.append(f"writes {r.writes_acked} acknowledged, {r.lost_writes} lost")
             verdict = "PASS" if r.passed else r.status.upper() if r.status != "ok" else "FAIL"
             print(f"  {verdict}  {'; '.join(parts) or r.error}  (ETA {eta})", file=sys.stderr, flush=True)
         elif isinstance(event, DrillHalted):

@@ -47,6 +47,7 @@ class DrillPlan:
     repetitions: int = 1
     connections: int = 0
     fault: str = "stop-heartbeat"
+    write_ratio: float = 0.0  # writes per load connection, read back after the run (no-data-loss check)
 
     @property
     def planned_seconds(self) -> float:
@@ -56,13 +57,16 @@ class DrillPlan:
 
 def make_plan(lab: Lab, *, stacks: list[str] | None = None, rates: list[float] | None = None,
               repeat: int | None = None, conns: int | None = None, fault: str | None = None,
-              pairs: list[str] | None = None) -> DrillPlan:
+              pairs: list[str] | None = None, write_ratio: float | None = None) -> DrillPlan:
     """Build the plan; raises UsageError naming the first thing that cannot work."""
     stacks = stacks or lab.drill.stacks
     rates = rates or lab.load.rates
     repeat = repeat if repeat is not None else lab.load.repetitions
     conns = conns if conns is not None else lab.load.connections
     fault = fault or lab.drill.fault
+    write_ratio = lab.drill.write_ratio if write_ratio is None else write_ratio
+    if not 0 <= write_ratio <= 1:
+        raise UsageError(f"write ratio must be between 0 and 1, found {write_ratio:g}")
     for stack in stacks:
         if stack not in STACKS:
             raise UsageError(f"unknown stack {stack!r} (native or virtual)")
@@ -99,4 +103,4 @@ def make_plan(lab: Lab, *, stacks: list[str] | None = None, rates: list[float] |
                      probe_interval_ms=lab.load.probe_interval_ms, engine=lab.load.engine,
                      settle_s=lab.drill.settle_s, recovery_timeout_s=lab.drill.recovery_timeout_s,
                      snapshot_vms=lab.drill.snapshot_vms, stacks=list(stacks), rates=list(rates),
-                     repetitions=repeat, connections=conns, fault=fault)
+                     repetitions=repeat, connections=conns, fault=fault, write_ratio=write_ratio)

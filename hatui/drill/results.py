@@ -68,10 +68,16 @@ class RunResult:
     engine_cpu_s: float | None = None
     error: str | None = None
     served_counts: dict[str, int] = field(default_factory=dict)  # successes per serving node
+    # The no-data-loss check (write_ratio > 0): writes acknowledged during the run, read back after it.
+    writes_attempted: int | None = None
+    writes_acked: int | None = None
+    lost_writes: int | None = None
+    writes_detail: str | None = None
 
     @property
     def passed(self) -> bool:
-        return self.status == "ok" and not any(p.thresholds_broken for p in self.phases.values())
+        return (self.status == "ok" and not any(p.thresholds_broken for p in self.phases.values())
+                and not self.lost_writes)
 
     def to_dict(self) -> dict:
         data = asdict(self)

@@ -20,7 +20,7 @@ from hatui.drill.events import (CommandSent, DrillFinished, DrillHalted, DrillSt
 from hatui.drill.faults import RECOVERY, execute_fault, plan_fault
 from hatui.drill.plan import DrillPlan, PlannedRun
 from hatui.drill.results import RunResult, check_thresholds
-from hatui.errors import EXIT_OK, EXIT_REFUSED, EXIT_THRESHOLD, RefusedError
+from hatui.errors import EXIT_OK, EXIT_REFUSED, EXIT_THRESHOLD, HatuiError, RefusedError
 from hatui.journal import Journal, finished_runs
 from hatui.transport import SshPool, TransportError
 
@@ -200,6 +200,8 @@ class DrillRunner:
                 raise RefusedError(f"preflight refused {planned.run_id}: " + "; ".join(problems))
             return await self._halt(planned, pair, "the cluster did not return to its steady state before the run: "
                                     + "; ".join(problems), started_wall=time.time())
+        # VM snapshots (lab.toml drill.snapshot_vms): taken before a virtual run, rolled back after it.
+        vm_snap = await self._vm_snapshot(planned, pair, index) if planned.stack == "virtual" and self.plan.snapshot_vms else None
         fault = plan_fault(self.lab, pair.name, planned.fault, planned.fault_target)
         recovery = plan_fault(self.lab, pair.name, RECOVERY[planned.fault], planned.fault_target)
         peer = pair.slave if fault.host == pair.master else pair.master
@@ -208,6 +210,7 @@ class DrillRunner:
         streams = measure.start_streams(vip, 80, self.plan.uri, rate=planned.rate, connections=planned.connections,
                                         timeout_s=self.plan.timeout_s, probe_interval_ms=self.plan.probe_interval_ms)
         timeline = _Timeline(t0=streams.t0, wall0=streams.wall0)
+        writes = self._start_writes(planned, vip)
         self.emit(PhaseChanged(run_id=planned.run_id, phase="failover"))
         progress = asyncio.create_task(self._report_progress(planned, streams))
         watcher = asyncio.create_task(self._watch(planned, timeline, fault.host, peer, vip))
@@ -233,6 +236,8 @@ class DrillRunner:
             await streams.wait(planned.duration_s + self.plan.timeout_s + 30)
         finally:
             streams.stop()
+            if writes is not None:
+                writes.stop()
             watcher.cancel()
             progress.cancel()
             await asyncio.gather(watcher, progress, return_exceptions=True)
@@ -245,15 +250,69 @@ class DrillRunner:
         check_thresholds(result, self.lab.thresholds)
         if not (fault_ok and recovery_ok):
             result.status, result.error = "failed", error
+        if vm_snap is not None:  # VM snapshots: roll back (the VMs start again), then settle as usual
+            rollback_error = await self._vm_rollback(planned, pair, vm_snap)
+            if rollback_error:
+                result.status, result.error = "failed", rollback_error
         self.emit(PhaseChanged(run_id=planned.run_id, phase="settle"))
         problems = await self._wait_steady(pair, settle_s=self.plan.settle_s, timeout_s=self.plan.recovery_timeout_s)
         if problems and not self._stop.is_set():
             return await self._halt(planned, pair, f"the cluster did not recover within {self.plan.recovery_timeout_s:g} s: "
                                     + "; ".join(problems), result=result)
+        if writes is not None:
+            await self._verify_writes(result, writes, vip)
         self.journal.write("run-finished", result=result.to_dict())
         self.emit(RunFinished(run_id=planned.run_id, result=result))
         self.emit(PhaseChanged(run_id=planned.run_id, phase="done"))
         return result
+
+    # -- the no-data-loss check (plan.write_ratio > 0; needs a write endpoint behind the VIP) ----
+
+    def _start_writes(self, planned: PlannedRun, vip: str):
+        if self.plan.write_ratio <= 0:
+            return None
+        from hatui.drill.dataloss import WriteStream
+
+        count = max(1, round(planned.connections * self.plan.write_ratio))
+        return WriteStream(vip, rate=planned.rate * self.plan.write_ratio, count=count, timeout_s=2.0,
+                           max_duration_s=planned.duration_s + 30).start()
+
+    async def _verify_writes(self, result: RunResult, writes, vip: str) -> None:
+        """Read every acknowledged write back from the current primary (after the cluster settled)."""
+        from hatui.drill.dataloss import verify
+
+        done = await writes.wait(timeout_s=30)
+        acked = done.acked
+        report = await verify(vip, acked)
+        result.writes_attempted, result.writes_acked = done.attempted, len(acked)
+        result.lost_writes = report.lost_count
+        result.writes_detail = report.summary()
+
+    # -- VM snapshots around a virtual run (lab.toml drill.snapshot_vms; hatui.proxmox) -------
+
+    async def _vm_snapshot(self, planned: PlannedRun, pair: Pair, index: int) -> str:
+        from hatui import proxmox
+
+        name = f"hatui-drill-{int(time.time())}-{index}"
+        vms = [pair.master, pair.slave]
+        try:
+            await proxmox.drill_snapshot(self.lab, vms, name)
+        except HatuiError as exc:
+            raise RefusedError(f"could not snapshot the VMs {', '.join(vms)} before {planned.run_id}: {exc}") from None
+        self.journal.write("vm-snapshot", run_id=planned.run_id, snapshot=name, vms=vms)
+        return name
+
+    async def _vm_rollback(self, planned: PlannedRun, pair: Pair, name: str) -> str | None:
+        from hatui import proxmox
+
+        vms = [pair.master, pair.slave]
+        try:
+            await proxmox.drill_rollback(self.lab, vms, name)
+        except HatuiError as exc:
+            self.journal.write("vm-rollback", run_id=planned.run_id, snapshot=name, vms=vms, error=str(exc))
+            return f"rollback of {', '.join(vms)} to snapshot {name} failed: {exc}"
+        self.journal.write("vm-rollback", run_id=planned.run_id, snapshot=name, vms=vms, error=None)
+        return None
 
     async def _undo_interrupted(self, entry: dict) -> None:
         """A drill killed mid-run may have left its fault in place: undo it before resuming."""
@@ -361,4 +420,5 @@ def _is_poll(command: str) -> bool:
 def plan_info(plan: DrillPlan) -> dict:
     return {"stacks": plan.stacks, "rates": plan.rates, "repetitions": plan.repetitions,
             "connections": plan.connections, "fault": plan.fault, "uri": plan.uri, "timeout_s": plan.timeout_s,
-            "probe_interval_ms": plan.probe_interval_ms, "engine": plan.engine, "runs": len(plan.runs)}
+            "probe_interval_ms": plan.probe_interval_ms, "engine": plan.engine, "runs": len(plan.runs),
+            "write_ratio": plan.write_ratio}
