@@ -139,3 +139,34 @@ def test_verify_blocking_outside_a_loop():
 def test_dataloss_is_core_without_textual():
     code = "import sys, hatui.drill.dataloss; sys.exit(1 if 'textual' in sys.modules else 0)"
     assert subprocess.run([sys.executable, "-c", code]).returncode == 0
+
+
+class ForgetfulService(FakeService):
+    """Acknowledges every write but silently drops every tenth: acknowledged writes get lost."""
+
+    async def _handle(self, reader, writer):
+        await super()._handle(reader, writer)
+        for rid in [r for r in self.records if r % 10 == 0]:
+            del self.records[rid]
+
+
+@pytest.mark.parametrize("service_class,expect_lost", [(FakeService, False), (ForgetfulService, True)])
+async def test_hatui_load_write_ratio_reports_lost_acknowledged_writes(service_class, expect_lost):
+    svc = service_class()
+    port = await svc.start()
+    try:
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "hatui", "load", f"http://127.0.0.1:{port}/index.html", "--rate", "50",
+            "--num-conns", "40", "--write-ratio", "0.5", "--json",
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+        out, err = await asyncio.wait_for(proc.communicate(), 60)
+    finally:
+        svc.server.close()
+    writes = json.loads(out)["writes"]
+    assert writes["checked"] == 20, writes  # 40 connections x 0.5, all acknowledged
+    if expect_lost:
+        assert proc.returncode == 1, err
+        assert writes["lost"] == 2 and sorted(writes["lost_ids"]) == ["10", "20"], writes
+    else:
+        assert proc.returncode == 0, err
+        assert writes["lost"] == 0, writes

@@ -60,6 +60,9 @@ def register(subparsers) -> None:
                    help="reply header naming the serving node (default X-Served-By; '' to skip)")
     p.add_argument("--served-by-pattern", metavar="REGEX", default=None,
                    help="regex with one group finding the node in the body (default: 'served by (NAME)')")
+    p.add_argument("--write-ratio", type=float, default=0.0, metavar="R",
+                   help="also send R writes per connection (POST /write) and read every acknowledged one back "
+                        "at the end: the no-data-loss check (needs the local lab's write path or an equivalent)")
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
     p.add_argument("--records", metavar="FILE",
                    help="write one record per connection (CSV; JSON lines if FILE ends in .jsonl)")
@@ -126,10 +129,12 @@ def run(args) -> int:
             records_out = Path(args.records).open("w", encoding="utf-8", newline="")
         except OSError as exc:
             raise UsageError(f"cannot write records to {args.records}: {exc.strerror}") from None
+    if not 0 <= args.write_ratio <= 1:
+        raise UsageError(f"--write-ratio: expected a ratio between 0 and 1, found {args.write_ratio:g}")
     _raise_fd_limit()
     gc.freeze()  # this process only runs the load: keep imported objects out of full GC passes
     try:
-        summary, load_run, interrupted = _run_loop(args, spec, probe, address)
+        summary, load_run, interrupted, lost = _run_loop(args, spec, probe, address)
         if records_out is not None:
             stores = [s for s in (load_run.result.load, load_run.result.probe) if s is not None]
             fmt = "jsonl" if args.records.endswith((".jsonl", ".ndjson")) else "csv"
@@ -139,6 +144,8 @@ def run(args) -> int:
             records_out.close()
     if args.json:
         data = summary.to_dict()
+        if lost is not None:
+            data["writes"] = lost.to_json()
         if args.engine == "httperf":
             data["httperf_output"] = getattr(load_run, "raw_output", None)
         print(json.dumps(data, indent=2, default=str))
@@ -146,10 +153,12 @@ def run(args) -> int:
         sys.stdout.write(format_summary(summary))
         if args.engine == "httperf" and not summary.valid and getattr(load_run, "raw_output", ""):
             sys.stdout.write("\nhttperf output:\n" + load_run.raw_output)
+        if lost is not None:
+            sys.stdout.write(f"Writes: {lost.summary()}\n")
     sys.stdout.flush()
     if interrupted:
         return EXIT_INTERRUPTED
-    return 0 if summary.valid else EXIT_INVALID
+    return 0 if summary.valid and (lost is None or lost.passed) else EXIT_INVALID
 
 
 def _run_loop(args, spec, probe, address):
@@ -187,6 +196,14 @@ def _run_loop(args, spec, probe, address):
                     sys.stderr.write("\r\x1b[K" + format_progress(load_run.counters))
                     sys.stderr.flush()
             progress = asyncio.ensure_future(show())
+        writes = None
+        if args.write_ratio > 0:
+            from hatui.drill.dataloss import WriteStream
+
+            t = spec.target
+            writes = WriteStream(t.host, port=t.port, rate=spec.rate * args.write_ratio,
+                                 count=max(1, round(spec.num_conns * args.write_ratio)), timeout_s=2.0,
+                                 max_duration_s=spec.num_conns / spec.rate + 30).start()
         try:
             summary = await load_run.run()
         finally:
@@ -196,8 +213,14 @@ def _run_loop(args, spec, probe, address):
                 sys.stderr.flush()
             for sig in installed:
                 loop.remove_signal_handler(sig)
-        return summary, load_run
+        lost = None
+        if writes is not None:  # read back every acknowledged write from the service
+            from hatui.drill.dataloss import verify
+
+            done = await writes.wait(timeout_s=30)
+            lost = await verify(spec.target.host, done.acked, port=spec.target.port)
+        return summary, load_run, lost
 
     with asyncio.Runner(loop_factory=new_event_loop) as runner:
-        summary, load_run = runner.run(main())
-    return summary, load_run, state["interrupts"] > 0
+        summary, load_run, lost = runner.run(main())
+    return summary, load_run, state["interrupts"] > 0, lost
