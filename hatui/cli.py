@@ -20,6 +20,7 @@ COMMAND_MODULES = [
     "hatui.commands.lab",
     "hatui.commands.load",
     "hatui.commands.status",
+    "hatui.commands.vms",
 ]
 
 DEFAULT_LAB = "lab.toml"

@@ -31,12 +31,14 @@ class Core:
         self.commands: collections.deque[CommandSent] = collections.deque(maxlen=COMMAND_LOG_SIZE)
         self.command_listeners: list[Callable[[CommandSent], None]] = []
         self.pool.listeners.append(self._on_command)
+        self._pve_client = None  # hatui.proxmox.PveClient, made on first use
 
     # -- observation --------------------------------------------------------------------------
 
-    async def poll(self, pairs: list[str] | None = None) -> ClusterState:
+    async def poll(self, pairs: list[str] | None = None, timeout: float | None = None) -> ClusterState:
+        """One reading; `timeout` bounds each host's answer (a hung host then reads as unreachable)."""
         chosen = None if pairs is None else [self.lab.pairs[p] for p in pairs]
-        return await collect_state(self.lab, self.pool, pairs=chosen)
+        return await collect_state(self.lab, self.pool, pairs=chosen, timeout=timeout)
 
     def _on_command(self, outcome: CommandResult | TransportError, host: str, command: str) -> None:
         if isinstance(outcome, TransportError):
@@ -58,6 +60,47 @@ class Core:
         if self.read_only:
             raise ReadOnlyError(fault.description.lower())
         return await execute_fault(self.lab, fault, self.pool)
+
+    # -- Proxmox VMs (hatui.proxmox; blocking calls run in threads) ---------------------------
+
+    async def list_vms(self) -> list:
+        """The VMs as the Proxmox API reports them (`hatui.proxmox.VmState`, with snapshots).
+        Raises ProxmoxConfigError ("Proxmox is not configured ...") when lab.toml has no [proxmox]."""
+        return await self._pve(lambda client: client.list_vms())
+
+    def plan_vm_action(self, vm_name: str, action: str, snapname: str | None = None):
+        """What a VM action (start, stop, shutdown, snapshot, rollback, delete-snapshot) would send,
+        for the confirmation (`.confirmation`, `.command`); sends nothing. Snapshot names default to a
+        timestamp."""
+        from hatui.proxmox import plan_vm_action
+
+        return plan_vm_action(self.lab, vm_name, action, snapname)
+
+    async def vm_action(self, plan_or_vm, action: str | None = None, snapname: str | None = None, *,
+                        start_after_rollback: bool = False):
+        """Run a planned VM action (or plan and run `action` on a VM) and wait for its Proxmox task.
+        Refused in read-only mode. Returns the TaskResult (None: nothing to do); ProxmoxError on failure."""
+        from hatui.proxmox import VmActionPlan, run_vm_action
+
+        if self.read_only:
+            what = plan_or_vm.description if isinstance(plan_or_vm, VmActionPlan) else f"{action} VM {plan_or_vm}"
+            raise ReadOnlyError(what[0].lower() + what[1:])
+        plan = plan_or_vm if isinstance(plan_or_vm, VmActionPlan) else self.plan_vm_action(plan_or_vm, action or "", snapname)
+        return await self._pve(lambda client: run_vm_action(client, plan, start_after_rollback=start_after_rollback))
+
+    async def _pve(self, call):
+        """Run `call(client)` in a thread; the client is made once and dropped after an error (the lab's
+        emulator gets a new token at each `lab up`)."""
+        from hatui.proxmox import ProxmoxError, lab_client
+
+        if self._pve_client is None:
+            self._pve_client = lab_client(self.lab)
+        client = self._pve_client
+        try:
+            return await asyncio.to_thread(call, client)
+        except ProxmoxError:
+            self._pve_client = None
+            raise
 
     async def run_drill(self, plan, on_event: Callable[[Event], None], stop: asyncio.Event | None = None,
                         journal: Path | None = None):

@@ -15,7 +15,7 @@ $HATUI lab up --lab lab.toml
 $HATUI status --lab lab.toml --stack native
 OUT=${HATUI_DEMO_OUT:-results/demo-$(date +%Y%m%d-%H%M%S)}
 set +e
-$HATUI --lab lab.toml --export "$OUT" --stack native --rates 10,20 --repeat 1 --conns 400
+$HATUI --lab lab.toml --export "$OUT" --stack native --rates 10,20 --repeat 1 --conns 600
 status=$?
 set -e
 echo

@@ -100,6 +100,12 @@ def run_status(args: argparse.Namespace) -> int:
         leg = st["host_leg"]
         print(f"  root leg   {leg['name']} {leg['address']} on {leg['network']};  route {st['route']}")
     print(f"  ssh        key {st['ssh']['key_file']}  known_hosts {st['ssh']['known_hosts']}")
+    if st.get("proxmox"):  # hatui.lab.pve_lab
+        px = st["proxmox"]
+        print(f"  proxmox    emulator {'running' if px['running'] else 'NOT running'} (PID {px['pid']}) on {px['url']}, "
+              f"nodes {', '.join(px['nodes'] or [])}; VMs: hatui vms list")
+        for host, limits in sorted((px.get("limits") or {}).items()):
+            print(f"             {host}: {limits}")
     for name, h in st["hosts"].items():
         nics = " ".join(f"{n}={i['address']}" + (f"({i['state']})" if i.get("state") not in (None, "UP") else "")
                         for n, i in h["nics"].items())

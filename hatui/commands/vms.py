@@ -1,11 +1,17 @@
 """`hatui vms ...`: list, create, start/stop and snapshot the lab's Proxmox VMs.
 
-Until the lab model is wired in, the API comes from flags or the environment:
+The connection comes from lab.toml's [proxmox] (endpoint, token id, secret file or variable, CA
+file or pinned fingerprint). Flags and the environment override it, field by field:
 
     --endpoint / HATUI_PVE_ENDPOINT          https://pve1.lab:8006
     --token-id / HATUI_PVE_TOKEN_ID          hatui@pve!tui
     --token-secret-file / HATUI_PVE_TOKEN_SECRET_FILE, else env HATUI_PVE_TOKEN_SECRET
     --ca-file / HATUI_PVE_CA_FILE, --fingerprint / HATUI_PVE_FINGERPRINT, --insecure
+
+`create` with no --vmid builds the lab's VMs (hosts with a `vm` table) idempotently: a matching VM
+is left alone, a different one is reported and never changed. VMs are named by their lab.toml
+host name or VMID; `--all` means the lab's VMs (every VM in the cluster without a lab file).
+Exit codes: 0 ok, 2 an error (API, task, config), 3 a refusal (VM differs from the spec, locked).
 """
 
 from __future__ import annotations
@@ -14,13 +20,17 @@ import argparse
 import json
 import os
 import sys
+from pathlib import Path
 
-from hatui.errors import EXIT_OK, UsageError
+from hatui.commands import add_lab_option
+from hatui.errors import EXIT_OK, EXIT_REFUSED, EXIT_USAGE, HatuiError, UsageError
 
 
 def register(subparsers) -> None:
-    parser = subparsers.add_parser("vms", help="list, create, start/stop and snapshot the Proxmox VMs")
-    conn = parser.add_argument_group("Proxmox API (flags override the HATUI_PVE_* environment)")
+    parser = subparsers.add_parser("vms", help="list, create, start/stop and snapshot the Proxmox VMs",
+                                   description="The lab's Proxmox VMs through the API (connection from lab.toml [proxmox]).")
+    add_lab_option(parser)
+    conn = parser.add_argument_group("Proxmox API (default: lab.toml [proxmox]; flags and HATUI_PVE_* override it)")
     conn.add_argument("--endpoint", default=os.environ.get("HATUI_PVE_ENDPOINT"), help="https://HOST:8006")
     conn.add_argument("--token-id", default=os.environ.get("HATUI_PVE_TOKEN_ID"), help="USER@REALM!TOKENID")
     conn.add_argument("--token-secret-file", default=os.environ.get("HATUI_PVE_TOKEN_SECRET_FILE"), metavar="FILE",
@@ -28,31 +38,35 @@ def register(subparsers) -> None:
     conn.add_argument("--ca-file", default=os.environ.get("HATUI_PVE_CA_FILE"), metavar="FILE", help="CA to verify the server with")
     conn.add_argument("--fingerprint", default=os.environ.get("HATUI_PVE_FINGERPRINT"), help="pinned SHA-256 of the server certificate")
     conn.add_argument("--insecure", action="store_true", help="do NOT verify TLS (prints a warning)")
-    conn.add_argument("--timeout", type=float, default=15.0, help="seconds per API request [15]")
+    conn.add_argument("--timeout", type=float, default=None, help="seconds per API request [lab.toml or 15]")
     actions = parser.add_subparsers(dest="vms_action", metavar="ACTION", required=True)
 
     p = actions.add_parser("list", help="VMs with state, node, uptime, CPU, memory and snapshots")
+    add_lab_option(p)
     p.add_argument("--no-snapshots", action="store_true", help="skip the per-VM snapshot lookups")
     p.add_argument("--json", action="store_true", help="machine-readable output")
 
-    p = actions.add_parser("create", help="create a VM (an identical existing VM is left alone; a different one is reported)")
-    p.add_argument("--vmid", type=int, required=True)
-    p.add_argument("--name", required=True)
-    p.add_argument("--node", required=True)
+    p = actions.add_parser("create", help="create the lab's VMs from lab.toml (identical VMs are left alone, "
+                                          "different ones reported), or one VM with --vmid")
+    add_lab_option(p)
+    p.add_argument("vms", nargs="*", metavar="VM", help="only these lab VMs (name or VMID) [all of them]")
+    p.add_argument("--vmid", type=int, help="create one VM from flags instead of lab.toml")
+    p.add_argument("--name")
+    p.add_argument("--node")
     p.add_argument("--cores", type=int, default=1)
     p.add_argument("--memory", type=int, default=512, metavar="MB")
     p.add_argument("--disk", type=int, action="append", metavar="GB", help="disk size, repeatable [50 and 10]")
     p.add_argument("--nic", action="append", metavar="BRIDGE", help="bridge of each NIC, repeatable [vmbr0 and vmbr1]")
     p.add_argument("--storage", default="local-lvm")
 
-    for name, text in (("start", "start VMs"), ("stop", "stop VMs (hard)"), ("shutdown", "shut VMs down (ACPI)")):
+    for name, text in (("start", "start VMs"), ("stop", "stop VMs (hard power-off)"), ("shutdown", "shut VMs down (ACPI)")):
         p = actions.add_parser(name, help=text)
         _targets(p)
     p = actions.add_parser("snapshot", help="snapshot VMs")
     p.add_argument("snapname")
     p.add_argument("--vmstate", action="store_true", help="include RAM (running VMs)")
     _targets(p)
-    p = actions.add_parser("rollback", help="roll VMs back to a snapshot")
+    p = actions.add_parser("rollback", help="roll VMs back to a snapshot (a running VM is stopped first)")
     p.add_argument("snapname")
     p.add_argument("--start", action="store_true", help="start the VM after a rollback without RAM")
     _targets(p)
@@ -63,71 +77,220 @@ def register(subparsers) -> None:
 
 
 def _targets(p: argparse.ArgumentParser) -> None:
-    p.add_argument("vms", nargs="*", metavar="VM", help="VMID or name")
-    p.add_argument("--all", action="store_true", help="every VM in the cluster")
+    add_lab_option(p)
+    p.add_argument("vms", nargs="*", metavar="VM", help="lab.toml host name or VMID")
+    p.add_argument("--all", action="store_true", help="the lab's VMs (without a lab file: every VM in the cluster)")
 
 
-def _client(args: argparse.Namespace):
-    from hatui.proxmox import DEFAULT_SECRET_ENV, PveClient, PveSettings
+# --------------------------------------------------------------------------------------------
+# Connection
 
-    if not args.endpoint or not args.token_id:
-        raise UsageError("vms: give --endpoint and --token-id (or HATUI_PVE_ENDPOINT and HATUI_PVE_TOKEN_ID)")
-    settings = PveSettings.load(
-        args.endpoint,
-        args.token_id,
-        secret_env=DEFAULT_SECRET_ENV,
-        secret_file=args.token_secret_file,
-        verify_tls=not args.insecure,
-        ca_file=args.ca_file,
-        fingerprint=args.fingerprint,
-        timeout=args.timeout,
-    )
-    return PveClient(settings)
+
+def _load_lab(args: argparse.Namespace):
+    """The lab of --lab, or None when no lab file is given or the default one does not exist."""
+    from hatui.config import load_lab
+
+    path = getattr(args, "lab", None)
+    if path is None:
+        return None
+    if not Path(path).exists():
+        if path == "lab.toml":  # the default: fine to go without when flags give the connection
+            return None
+        raise UsageError(f"--lab: {path} does not exist")
+    return load_lab(path)
+
+
+def _settings(args: argparse.Namespace, lab):
+    """lab.toml's [proxmox], with each flag (or HATUI_PVE_* variable) given replacing its field."""
+    from hatui.proxmox import DEFAULT_SECRET_ENV, DEFAULT_TIMEOUT, PveSettings, lab_settings
+
+    px = lab.proxmox if lab is not None else None
+    flags = (args.endpoint, args.token_id, args.token_secret_file, args.ca_file, args.fingerprint, args.timeout)
+    if px is not None and not args.insecure and not any(v is not None for v in flags):
+        return lab_settings(lab)  # says "is the lab up?" when the local lab's secret file is missing
+    endpoint = args.endpoint or (px.endpoint if px else None)
+    token_id = args.token_id or (px.token_id if px else None)
+    if not endpoint or not token_id:
+        where = f"{lab.path} has no [proxmox] section; " if lab is not None else "no lab file; "
+        raise UsageError(f"vms: {where}give --endpoint and --token-id (or HATUI_PVE_ENDPOINT and HATUI_PVE_TOKEN_ID)")
+    secret_file = args.token_secret_file or (px.token_secret_file if px else None)
+    secret_env = (px.token_secret_env if px and px.token_secret_env else DEFAULT_SECRET_ENV)
+    ca_file = args.ca_file or (str(px.ca_file) if px and px.ca_file else None)
+    fingerprint = args.fingerprint or (px.fingerprint if px else None)
+    timeout = args.timeout or (px.timeout_s if px else DEFAULT_TIMEOUT)
+    verify = not args.insecure and (px.verify_tls if px else True)
+    return PveSettings.load(endpoint, token_id, secret_env=secret_env, secret_file=secret_file, verify_tls=verify,
+                            ca_file=ca_file, fingerprint=fingerprint, timeout=timeout)
+
+
+def _client(args: argparse.Namespace, lab):
+    from hatui.proxmox import PveClient
+
+    return PveClient(_settings(args, lab))
+
+
+# --------------------------------------------------------------------------------------------
+# Running
 
 
 def run(args: argparse.Namespace) -> int:
-    client = _client(args)
+    lab = _load_lab(args)
     action = args.vms_action
+    if action not in ("list", "create"):  # usage first, before any connection
+        if args.all and args.vms:
+            raise UsageError(f"vms {action}: name VMs or pass --all, not both")
+        if not args.all and not args.vms:
+            raise UsageError(f"vms {action}: name the VMs (VMID or name) or pass --all")
+    client = _client(args, lab)
     if action == "list":
         return _list(client, args)
     if action == "create":
-        from hatui.proxmox import VmSpec
+        return _create(client, args, lab)
+    return _each(client, args, lab)
 
-        spec = VmSpec(args.name, args.vmid, args.node, cores=args.cores, memory_mb=args.memory,
-                      disks_gb=args.disk or [50, 10], nics=args.nic or ["vmbr0", "vmbr1"], storage=args.storage)  # fmt: skip
-        result = client.create_vm(spec)
-        state = "created" if result.created else "already exists, matches the spec"
-        print(f"{spec.name} ({spec.vmid}) on {result.node}: {state}")
+
+class _Progress:
+    """A task's progress on one line (rewritten in place on a terminal, silent otherwise)."""
+
+    def __init__(self, label: str, stream=None) -> None:
+        self.label = label
+        self.stream = stream or sys.stdout
+        self.tty = self.stream.isatty()
+        self.shown = False
+
+    def __call__(self, p) -> None:
+        if not self.tty:
+            return
+        self.stream.write(f"\r  {self.label}: {p.type} {p.status} {p.elapsed:4.1f}s ")
+        self.stream.flush()
+        self.shown = True
+
+    def done(self) -> None:
+        if self.shown:
+            self.stream.write("\r\033[K")
+            self.stream.flush()
+
+
+def _report_error(label: str, exc: HatuiError) -> int:
+    """Print a failure (a failed task with the last lines of its log); returns its exit code."""
+    from hatui.proxmox import ProxmoxTaskError
+
+    print(f"{label}: {exc}", file=sys.stderr)
+    if isinstance(exc, ProxmoxTaskError) and exc.log_tail:
+        print(f"  task log ({exc.upid}), last {len(exc.log_tail)} line(s):", file=sys.stderr)
+        for line in exc.log_tail:
+            print(f"    {line}", file=sys.stderr)
+    for diff in getattr(exc, "differences", []) or []:
+        print(f"  differs: {diff}", file=sys.stderr)
+    return exc.exit_code
+
+
+def _worst(codes: list[int]) -> int:
+    if EXIT_USAGE in codes:
+        return EXIT_USAGE
+    if EXIT_REFUSED in codes:
+        return EXIT_REFUSED
+    return max(codes, default=EXIT_OK)
+
+
+def _create(client, args: argparse.Namespace, lab) -> int:
+    from hatui.proxmox import VmSpec, lab_vm_host, lab_vm_spec
+
+    if args.vmid is not None:
+        if not args.name or not args.node:
+            raise UsageError("vms create --vmid: give --name and --node too (or leave out --vmid to create the lab's VMs)")
+        specs = [VmSpec(args.name, args.vmid, args.node, cores=args.cores, memory_mb=args.memory,
+                        disks_gb=args.disk or [50, 10], nics=args.nic or ["vmbr0", "vmbr1"], storage=args.storage)]  # fmt: skip
+    else:
+        if lab is None:
+            raise UsageError("vms create: no lab file (--lab) to take the VMs from; or give --vmid, --name, --node")
+        hosts = [lab_vm_host(lab, v) for v in args.vms] if args.vms else lab.vms
+        if not hosts:
+            raise UsageError(f"vms create: {lab.path} describes no VMs (hosts with a vm table)")
+        specs = [lab_vm_spec(lab, h) for h in hosts]
+    codes = []
+    for spec in specs:
+        label = f"{spec.name} ({spec.vmid}) on {spec.node}"
+        progress = _Progress(label)
+        try:
+            result = client.create_vm(spec, progress=progress)
+        except HatuiError as exc:
+            progress.done()
+            codes.append(_report_error(label, exc))
+            continue
+        progress.done()
+        if result.created:
+            took = f" in {result.task.elapsed:.1f}s" if result.task else ""
+            print(f"{label}: created ({spec.cores} core, {spec.memory_mb} MB, disks {'+'.join(f'{g}G' for g in spec.disks_gb)}, "
+                  f"NICs {', '.join(spec.nics)}){took}")
+        else:
+            print(f"{label}: already exists, matches the spec")
         for note in result.notes:
             print(f"  note: {note}")
-        return EXIT_OK
-    targets = _resolve(client, args)
-    for r in targets:
-        label = f"{r.get('name', '?')} ({r['vmid']}) on {r['node']}"
-        if action == "start":
-            res = client.start(int(r["vmid"]))
-        elif action == "stop":
-            res = client.stop(int(r["vmid"]))
-        elif action == "shutdown":
-            res = client.shutdown(int(r["vmid"]))
-        elif action == "snapshot":
-            res = client.snapshot(int(r["vmid"]), args.snapname, vmstate=args.vmstate)
-        elif action == "rollback":
-            res = client.rollback(int(r["vmid"]), args.snapname, start=args.start)
-        elif action == "delete-snapshot":
-            res = client.delete_snapshot(int(r["vmid"]), args.snapname)
-        else:  # pragma: no cover - argparse restricts the choices
-            raise UsageError(f"vms: unknown action {action}")
+        codes.append(EXIT_OK)
+    return _worst(codes)
+
+
+def _call(client, action: str, vmid: int, args: argparse.Namespace, progress):
+    if action == "start":
+        return client.start(vmid, progress=progress)
+    if action == "stop":
+        return client.stop(vmid, progress=progress)
+    if action == "shutdown":
+        return client.shutdown(vmid, progress=progress)
+    if action == "snapshot":
+        return client.snapshot(vmid, args.snapname, vmstate=args.vmstate, progress=progress)
+    if action == "rollback":
+        return client.rollback(vmid, args.snapname, start=args.start, progress=progress)
+    if action == "delete-snapshot":
+        return client.delete_snapshot(vmid, args.snapname, progress=progress)
+    raise UsageError(f"vms: unknown action {action}")  # pragma: no cover - argparse restricts the choices
+
+
+def _each(client, args: argparse.Namespace, lab) -> int:
+    targets = _resolve(client, args, lab)
+    action = args.vms_action
+    codes = []
+    for vmid, label in targets:
+        progress = _Progress(label)
+        try:
+            if action == "start" and client.status(vmid).get("status") == "running":
+                print(f"{label}: already running")
+                codes.append(EXIT_OK)
+                continue
+            res = _call(client, action, vmid, args, progress)
+        except HatuiError as exc:
+            progress.done()
+            codes.append(_report_error(label, exc))
+            continue
+        progress.done()
         print(f"{label}: {res.type} {res.exitstatus} ({res.elapsed:.1f}s)")
-    return EXIT_OK
+        codes.append(EXIT_OK)
+    return _worst(codes)
 
 
-def _resolve(client, args: argparse.Namespace) -> list[dict]:
+def _resolve(client, args: argparse.Namespace, lab) -> list[tuple[int, str]]:
+    """(vmid, label) of the named VMs: lab.toml host names, VMIDs, else Proxmox VM names."""
+    from hatui.proxmox import ProxmoxNotFoundError, lab_vm_host
+
     if args.all:
-        return sorted(client.resources(), key=lambda r: int(r["vmid"]))
-    if not args.vms:
-        raise UsageError(f"vms {args.vms_action}: name the VMs (VMID or name) or pass --all")
-    return [client.locate(int(v) if v.isdigit() else v) for v in args.vms]
+        if lab is not None and lab.vms:
+            return [(h.vm.vmid, f"{h.name} ({h.vm.vmid})") for h in lab.vms]
+        return [(int(r["vmid"]), f"{r.get('name', '?')} ({r['vmid']}) on {r['node']}")
+                for r in sorted(client.resources(), key=lambda r: int(r["vmid"]))]
+    out = []
+    for v in args.vms:
+        if lab is not None:
+            try:
+                h = lab_vm_host(lab, v)
+                out.append((h.vm.vmid, f"{h.name} ({h.vm.vmid})"))
+                continue
+            except ProxmoxNotFoundError:
+                if not v.isdigit() and v in lab.hosts:
+                    raise
+        r = client.locate(int(v) if v.isdigit() else v)
+        out.append((int(r["vmid"]), f"{r.get('name', '?')} ({r['vmid']}) on {r['node']}"))
+    return out
 
 
 def _list(client, args: argparse.Namespace) -> int:
@@ -142,7 +305,7 @@ def _list(client, args: argparse.Namespace) -> int:
         print()
         return EXIT_OK
     if not vms:
-        print("no VMs")
+        print("no VMs (create the lab's with `hatui vms create`)")
         return EXIT_OK
     print(f"{'VMID':>5}  {'NAME':<12} {'NODE':<8} {'STATE':<8} {'UPTIME':>8} {'CPU':>6} {'MEM':>13}  SNAPSHOTS")
     for v in vms:
@@ -162,4 +325,3 @@ def _uptime(seconds: int) -> str:
     h, rem = divmod(int(seconds), 3600)
     m, s = divmod(rem, 60)
     return f"{h}:{m:02d}:{s:02d}"
-

@@ -31,6 +31,7 @@ from hatui.errors import RefusedError, UsageError
 from hatui.lab import heartbeat as hb
 from hatui.lab import keys
 from hatui.lab import netns as nx
+from hatui.lab import pve_lab
 from hatui.lab.node import (BootResult, HostSpec, NicSpec, boot_host, host_running, node_command, node_exec,
                             poweroff_hosts, release_ns_dir)
 from hatui.lab.state import LabError, LabPaths, lab_lock, load_state, save_state, update_state
@@ -152,6 +153,8 @@ def check_lab(lab: Lab) -> None:
             problems.append(str(exc))
     if problems:
         raise UsageError(f"{lab.path}: cannot build this lab:\n  " + "\n  ".join(problems))
+    if lab.proxmox is not None:
+        pve_lab.check(lab)
 
 
 def host_leg_network(lab: Lab):
@@ -200,8 +203,10 @@ def default_bridges(lab: Lab) -> dict[str, tuple[str, str]]:
     return {net: (nx.BRIDGE_NETNS, nx.bridge_name(net)) for net in lab.networks}
 
 
-def host_spec(lab: Lab, host: Host, bridges: Mapping[str, tuple[str, str]] | None = None) -> HostSpec:
-    """A lab.toml host as a HostSpec; `bridges` maps a network to (netns, bridge) to override."""
+def host_spec(lab: Lab, host: Host, bridges: Mapping[str, tuple[str, str]] | None = None,
+              macs: Mapping[str, str] | None = None) -> HostSpec:
+    """A lab.toml host as a HostSpec; `bridges` maps a network to (netns, bridge) to override,
+    `macs` a NIC name to its MAC address (a VM's configured MACs; default random)."""
     paths = lab_paths(lab)
     where = {**default_bridges(lab), **(bridges or {})}
     nics = []
@@ -209,7 +214,7 @@ def host_spec(lab: Lab, host: Host, bridges: Mapping[str, tuple[str, str]] | Non
         bns, br = where[nic.network]
         prefix = lab.networks[nic.network].cidr.prefixlen
         nics.append(NicSpec(name=nic.name, address=f"{nic.address}/{prefix}", bridge=br, bridge_netns=bns,
-                            network=nic.network))
+                            network=nic.network, mac=(macs or {}).get(nic.name, "")))
     nd = paths.node_dir(host.name)
     # Its own /root too: a separate machine's root has its own home (and no slow shell rc files).
     binds = {"/etc/ssh": str(nd / "ssh"), "/var/log": str(nd / "log"), "/root": str(nd / "root"),
@@ -402,7 +407,8 @@ def wait_stable(lab: Lab, pair: Pair, timeout_s: float = UP_STABLE_TIMEOUT_S) ->
 
 
 def boot_lab_host(lab: Lab, name: str, *, start_hb: bool = True,
-                  bridges: Mapping[str, tuple[str, str]] | None = None) -> BootResult:
+                  bridges: Mapping[str, tuple[str, str]] | None = None,
+                  macs: Mapping[str, str] | None = None) -> BootResult:
     """Boot a host of lab.toml (a VM the first time, or after a crash), with sshd, and Heartbeat
     when it is a pair member (as a rebooting server would). `bridges` maps a lab network to
     (netns, bridge) when the host should plug into other bridges (e.g. a Proxmox node's)."""
@@ -419,8 +425,10 @@ def boot_lab_host(lab: Lab, name: str, *, start_hb: bool = True,
             # A reboot: the same bridges as last time (e.g. a VM on its Proxmox node's bridges).
             bridges = {n["network"]: (n["bridge_netns"], n["bridge"])
                        for n in state["hosts"][name].get("spec", {}).get("nics", []) if n.get("network")}
+        if macs is None and name in state.get("hosts", {}):  # and the same MACs
+            macs = {n["name"]: n.get("mac", "") for n in state["hosts"][name].get("spec", {}).get("nics", [])}
         prepare_host_files(lab, host, _client_public_keys(lab))
-        result = boot_host(paths, host_spec(lab, host, bridges))
+        result = boot_host(paths, host_spec(lab, host, bridges, macs))
         pair = pair_of(lab, name)
         standin = hb.drbd_standin() if pair else None
         if standin is not None and hasattr(standin, "start_node"):
@@ -541,6 +549,9 @@ def _up_locked(lab: Lab, paths: LabPaths, report: UpReport, out: Out, t0: float)
                 report.already_up = True
                 off = [n for n, r in state.get("hosts", {}).items() if not host_running(r)]
                 report.notes.append(f"the lab is already up (state {paths.state_dir}); nothing changed")
+                restarted = pve_lab.ensure(lab)  # a dead Proxmox emulator is started again
+                if restarted:
+                    report.notes.append(restarted)
                 if off:
                     report.notes.append(f"powered off: {', '.join(off)} (bring back with `hatui lab fault HOST restore`)")
                 report.seconds = time.monotonic() - t0
@@ -713,6 +724,8 @@ def _build(lab: Lab, paths: LabPaths, report: UpReport, out: Out) -> None:
         rs = {m: rscstatus(lab, m) for m in (pair.master, pair.slave)}
         step("stable", f"pair {pair.name}: VIP {pair.vip.ip} served by {pair.master} "
              f"(rscstatus {', '.join(f'{m} {r}' for m, r in rs.items())})", t)
+    # 7. Proxmox VE (lab.toml [proxmox]): the nodes' bridges and the API emulator (hatui.lab.pve_lab).
+    pve_lab.up(lab, step)
     update_state(paths, lambda s: s.__setitem__("phase", "up"))
 
 
@@ -741,8 +754,8 @@ def down(lab: Lab, out: Out = print) -> DownReport:
 
 
 def _teardown(lab: Lab, paths: LabPaths, state: dict[str, Any], *, final: bool = True) -> tuple[list[str], list[str]]:
-    removed: list[str] = []
-    problems: list[str] = []
+    # 0. The Proxmox emulator (by its recorded PID), the VM hosts' cgroups and {state_dir}/pve.
+    removed, problems = pve_lab.teardown(lab, paths, state)
     hosts = list(state.get("hosts", {}))
     # 1. Processes: every host's PID 1 (its whole PID namespace) and its unshare, by recorded PID.
     if hosts:
@@ -827,7 +840,7 @@ def status(lab: Lab, *, live: bool = True) -> dict[str, Any]:
         "node_helper": str(paths.bin_dir / "node") if state else None,
         "route": f"unreachable {state['route']}" if state and state.get("route") else None,
         "host_leg": state.get("host_leg") if state else None,
-        "live": live, "hosts": {}, "pairs": {},
+        "live": live, "hosts": {}, "pairs": {}, "proxmox": pve_lab.status(lab, state),
     }
     if not state:
         return result

@@ -55,6 +55,7 @@ class NicSpec:
     bridge_netns: str = nx.BRIDGE_NETNS
     port: str = ""                  # bridge-side veth name (default: v-HOST-NIC)
     network: str = ""               # lab network name, informative
+    mac: str = ""                   # MAC address of the NIC (default: random), e.g. a VM's configured one
 
 
 @dataclass
@@ -275,7 +276,8 @@ def _build_network(paths: LabPaths, spec: HostSpec, record: dict[str, Any] | Non
         if nic.name not in present:
             if nx.link_exists(nic.port, nic.bridge_netns):
                 nx.ip("link", "del", nic.port, netns=nic.bridge_netns, check=False)
-            nx.ip("link", "add", nic.port, "type", "veth", "peer", "name", nic.name, "netns", ns,
+            nx.ip("link", "add", nic.port, "type", "veth", "peer", "name", nic.name,
+                  *(("address", nic.mac) if nic.mac else ()), "netns", ns,
                   netns=nic.bridge_netns, what=f"{spec.name}: create {nic.name}")
             bridge_cmds.setdefault(nic.bridge_netns, []).append(f"link set {nic.port} master {nic.bridge} up")
         node_cmds.append(f"addr flush dev {nic.name}")
