@@ -11,8 +11,8 @@ Layout of the state directory (`lab.state_dir`, e.g. /run/hatui/local-lab):
     client/             the client key and known_hosts (paths come from lab.toml's [ssh])
     bin/node            `bin/node NAME CMD...` runs a command inside a host (shell helper for humans)
 
-Everything here is removed by `lab down`, except what other components put into the directory
-(e.g. the Proxmox emulator's pve/), which is theirs.
+Everything here is removed by `lab down`, the Proxmox emulator's pve/ included (its own
+teardown, hatui.lab.pve_lab, stops the emulator by PID first).
 """
 
 from __future__ import annotations
