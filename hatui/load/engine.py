@@ -31,9 +31,8 @@ import socket
 import struct
 import sys
 import time
-from typing import AsyncIterator
 
-from hatui.load.events import (Counters, EventHub, Listener, LoadEvent, OutageEnded, OutageStarted,
+from hatui.load.events import (Counters, EventHub, EventSource, Listener, LoadEvent, OutageEnded, OutageStarted,
                                RunFinished, RunStarted, ServedByChanged, StreamCounters, Tick)
 from hatui.load.records import ERROR_CLASSES, Outcome, RecordStore, error_class, outcome_of_errno
 from hatui.load.spec import (MAX_DURATION_S, LoadSpec, LoadSpecError, ProbeSpec, ServedBy, build_request,
@@ -190,7 +189,7 @@ def default_max_inflight() -> int:
     return max(16, soft - min(256, soft // 4))
 
 
-class LoadRun:
+class LoadRun(EventSource):
     """One builtin run: `summary = await LoadRun(spec, probe=ProbeSpec()).run()`.
 
     - `run()` runs on the current loop and returns the `LoadSummary` (also in `.summary`);
@@ -263,20 +262,6 @@ class LoadRun:
         self._prev: Counters | None = None
 
     # -- public ------------------------------------------------------------------------------
-
-    @property
-    def state(self) -> str:
-        return self._state
-
-    def add_listener(self, fn: Listener) -> None:
-        self._hub.add(fn)
-
-    def remove_listener(self, fn: Listener) -> None:
-        self._hub.remove(fn)
-
-    def events(self) -> AsyncIterator[LoadEvent]:
-        """Async iterator of this run's events; ends after `RunFinished`."""
-        return self._hub.iterate()
 
     @property
     def counters(self) -> Counters:

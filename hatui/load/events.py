@@ -187,3 +187,24 @@ class EventHub:
                 self._queues.remove(q)
             except ValueError:
                 pass
+
+
+class EventSource:
+    """The listener side of a run (LoadRun, ShardedRun, HttperfRun): needs `_hub` and `_state`."""
+
+    _hub: EventHub
+    _state: str
+
+    @property
+    def state(self) -> str:
+        return self._state
+
+    def add_listener(self, fn: Listener) -> None:
+        self._hub.add(fn)
+
+    def remove_listener(self, fn: Listener) -> None:
+        self._hub.remove(fn)
+
+    def events(self) -> AsyncIterator[LoadEvent]:
+        """Async iterator of this run's events; ends after `RunFinished`."""
+        return self._hub.iterate()

@@ -22,10 +22,10 @@ import shutil
 import signal
 import time
 from dataclasses import asdict, dataclass, field
-from typing import Any, AsyncIterator
+from typing import Any
 
 from hatui.errors import HatuiError
-from hatui.load.events import Counters, EventHub, Listener, LoadEvent, RunFinished, RunStarted, Tick
+from hatui.load.events import Counters, EventHub, EventSource, Listener, RunFinished, RunStarted, Tick
 from hatui.load.records import ERROR_CLASSES
 from hatui.load.spec import LoadSpec, LoadSpecError, ProbeSpec, resolve
 from hatui.load.summary import STATUS_CLASSES, LoadSummary, RunResult, Stats, _judge, find_outages, stream_summary
@@ -273,7 +273,7 @@ def httperf_args(spec: LoadSpec, *, server: str | None = None, hog: bool = False
     return args
 
 
-class HttperfRun:
+class HttperfRun(EventSource):
     """Same interface as `LoadRun`, running the real httperf (plus the builtin probe stream)."""
 
     engine = "httperf"
@@ -301,19 +301,6 @@ class HttperfRun:
         self.raw_stderr = ""
         self.result: RunResult | None = None
         self.summary: LoadSummary | None = None
-
-    @property
-    def state(self) -> str:
-        return self._state
-
-    def add_listener(self, fn: Listener) -> None:
-        self._hub.add(fn)
-
-    def remove_listener(self, fn: Listener) -> None:
-        self._hub.remove(fn)
-
-    def events(self) -> AsyncIterator[LoadEvent]:
-        return self._hub.iterate()
 
     @property
     def counters(self) -> Counters:

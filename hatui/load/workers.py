@@ -21,10 +21,9 @@ import os
 import sys
 import time
 from array import array
-from typing import AsyncIterator
 
 from hatui.load.engine import LoadRun, _cpu_times, new_event_loop
-from hatui.load.events import (Counters, EventHub, Listener, LoadEvent, OutageEnded, OutageStarted, RunFinished,
+from hatui.load.events import (Counters, EventHub, EventSource, Listener, LoadEvent, OutageEnded, OutageStarted, RunFinished,
                                RunStarted, ServedByChanged, StreamCounters, Tick)
 from hatui.load.records import RecordStore
 from hatui.load.spec import LoadSpec, LoadSpecError, ProbeSpec, ServedBy, resolve
@@ -36,7 +35,7 @@ _COLUMNS = (("scheduled", "d"), ("start", "d"), ("connected", "d"), ("first_byte
             ("outcome", "b"), ("status", "H"), ("served_by", "H"))
 
 
-class ShardedRun:
+class ShardedRun(EventSource):
     """`LoadRun`'s interface over N sender processes (see the module doc)."""
 
     engine = "builtin"
@@ -70,19 +69,6 @@ class ShardedRun:
         self.summary: LoadSummary | None = None
 
     # -- interface -------------------------------------------------------------------------
-
-    @property
-    def state(self) -> str:
-        return self._state
-
-    def add_listener(self, fn: Listener) -> None:
-        self._hub.add(fn)
-
-    def remove_listener(self, fn: Listener) -> None:
-        self._hub.remove(fn)
-
-    def events(self) -> AsyncIterator[LoadEvent]:
-        return self._hub.iterate()
 
     @property
     def t0_monotonic(self) -> float:
