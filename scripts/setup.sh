@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what hatui needs on a Debian 12 machine (run as root): apt packages for the local
-# lab, and a virtualenv in .venv with hatui and its test tools. Safe to run again.
+# lab, and a virtualenv in .venv with hatui and its test tools at the versions pinned in
+# constraints.txt. Safe to run again.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -31,8 +32,9 @@ if [[ ! -x .venv/bin/python ]]; then
     "$PY" -m venv .venv
 fi
 if ! .venv/bin/python -c "import hatui, textual, asyncssh, proxmoxer, pytest, hypothesis" 2>/dev/null \
-   || [[ pyproject.toml -nt .venv/.hatui-installed ]]; then
-    echo "setup: pip install -e .[test,fast]"
-    .venv/bin/pip install -q --disable-pip-version-check -e ".[test,fast]"
+   || [[ pyproject.toml -nt .venv/.hatui-installed ]] || [[ constraints.txt -nt .venv/.hatui-installed ]]; then
+    # The exact versions in constraints.txt (scripts/update-constraints.sh rewrites it).
+    echo "setup: pip install -c constraints.txt -e .[test,fast]"
+    .venv/bin/pip install -q --disable-pip-version-check -c constraints.txt -e ".[test,fast]"
     touch .venv/.hatui-installed
 fi

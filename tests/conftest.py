@@ -8,18 +8,13 @@ import pytest
 
 # --- captured tool outputs used by the parsers' tests --------------------------------------------
 
-def shared_dir() -> Path:
-    """``$HATUI_SHARED`` if set, else ``<repo>/../shared`` (CI puts a copy of shared/ beside the clone)."""
-    env = os.environ.get("HATUI_SHARED")
-    return Path(env) if env else Path(__file__).resolve().parents[1].parent / "shared"
+FIXTURES_DIR = Path(__file__).resolve().parent / "fixtures"
 
 
 @pytest.fixture(scope="session")
 def fixtures_dir() -> Path:
-    path = shared_dir() / "fixtures"
-    if not path.is_dir():
-        pytest.fail(f"fixtures not found at {path} (set HATUI_SHARED to the shared/ directory)")
-    return path
+    """tests/fixtures: real captured outputs, line 1 of each naming where it was captured."""
+    return FIXTURES_DIR
 
 
 @pytest.fixture(scope="session")

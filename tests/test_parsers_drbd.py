@@ -1,4 +1,4 @@
-"""DRBD parsers against every captured DRBD output in shared/fixtures, values read off the files."""
+"""DRBD parsers against every captured DRBD output in tests/fixtures, values read off the files."""
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """Every parser, fed random text, binary garbage and mutated fixtures: nothing escapes, types hold.
 
-Also the guard that every file in shared/fixtures is covered by some parser test.
+Also the guard that every file in tests/fixtures is covered by some parser test.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from tests.test_parsers_drbd import COVERED as DRBD_COVERED
 from tests.test_parsers_heartbeat import COVERED as HEARTBEAT_COVERED
 from tests.test_parsers_pacemaker import COVERED as PACEMAKER_COVERED
 
-# Files in shared/fixtures that are not tool outputs at all.
+# Files in tests/fixtures that are not tool outputs at all.
 NOT_A_FIXTURE = {"README.md"}
 
 # parser -> the type it must return, whatever the input
