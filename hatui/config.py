@@ -124,6 +124,12 @@ class Pair:
     def vip_address(self) -> ipaddress.IPv4Address:
         return self.vip.ip
 
+    def peer(self, host: str) -> str:
+        """The other node of the pair."""
+        if host not in (self.master, self.slave):
+            raise ValueError(f"{host!r} is not a node of pair {self.name}")
+        return self.slave if host == self.master else self.master
+
 
 @dataclass
 class ProxmoxConfig:
@@ -230,6 +236,10 @@ class Lab:
     def pairs_of(self, stack: str) -> list[Pair]:
         return [p for p in self.pairs.values() if p.stack == stack]
 
+    def replication_nic(self, pair: Pair, host: str) -> str | None:
+        """`host`'s NIC of the pair's replication link (see `replication_nic`)."""
+        return replication_nic(pair, self.hosts[host], self.hosts[pair.peer(host)])
+
     @property
     def servers(self) -> list[Host]:
         return [h for h in self.hosts.values() if h.role == "server"]
@@ -237,6 +247,14 @@ class Lab:
     @property
     def vms(self) -> list[Host]:
         return [h for h in self.hosts.values() if h.vm is not None]
+
+
+def replication_nic(pair: Pair, me: Host, peer: Host) -> str | None:
+    """`me`'s NIC on a network it shares with `peer` other than the VIP's: the link Heartbeat and
+    DRBD replicate over. None when the two share no such network."""
+    vip_net = me.nics[pair.vip_interface].network if pair.vip_interface in me.nics else None
+    return next((nic.name for nic in me.nics.values()
+                 if nic.network != vip_net and peer.nic_on(nic.network) is not None), None)
 
 
 # --------------------------------------------------------------------------------------------
@@ -743,100 +761,134 @@ def _pairs(r: _Reader, data, hosts, networks, drbd) -> dict[str, Pair]:
             r.problem(path, f"expected a table, found {_describe(t)}")
             continue
         r.unknown_keys(t, path, _PAIR_KEYS)
-        members = {}
-        for role in ("master", "slave"):
-            host = r.value(t, path, role, "str")
-            if host is None:
-                continue
-            if host not in hosts:
-                near = difflib.get_close_matches(host, list(hosts), n=1)
-                hint = f"; did you mean '{near[0]}'?" if near else f"; hosts: {', '.join(hosts) or 'none'}"
-                r.problem(f"{path}.{role}", f"no host named \"{host}\"{hint}")
-            elif hosts[host].role != "server":
-                r.problem(f"{path}.{role}", f"host \"{host}\" is a {hosts[host].role}, not a server")
-            else:
-                members[role] = hosts[host]
-        if len(members) == 2 and members["master"].name == members["slave"].name:
-            r.problem(f"{path}.slave", "master and slave must be different hosts")
+        members = _pair_members(r, t, path, hosts)
         stacks = {h.stack for h in members.values()}
         if len(stacks) > 1:
             r.problem(path, "master and slave must be on the same stack (both native or both virtual)")
         stack = stacks.pop() if len(stacks) == 1 else "native"
         vip_interface = r.value(t, path, "vip_interface", "str", "eth0")
-        vip = None
-        raw_vip = r.value(t, path, "vip", "str")
-        if raw_vip is not None:
-            try:
-                vip = ipaddress.IPv4Interface(raw_vip)
-                if "/" not in raw_vip:
-                    raise ValueError("no prefix")
-            except ValueError:
-                r.problem(f"{path}.vip", f"expected an address with prefix like \"10.0.0.100/24\", found \"{raw_vip}\"")
-                vip = None
-        if vip is not None:
-            if vip.ip in vips:
-                r.problem(f"{path}.vip", f"{vip.ip} is already the VIP of {vips[vip.ip]}")
-            vips[vip.ip] = path
-            for hname, host in hosts.items():
-                for nic in host.nics.values():
-                    if nic.address == vip.ip:
-                        r.problem(f"{path}.vip", f"{vip.ip} is the address of hosts.{hname}.nics.{nic.name}")
-            for role, host in members.items():
-                nic = host.nics.get(vip_interface)
-                if nic is None:
-                    r.problem(f"{path}.vip_interface", f"{role} \"{host.name}\" has no NIC {vip_interface}")
-                    continue
-                net = networks[nic.network]
-                if not _usable(vip.ip, net.cidr):
-                    r.problem(f"{path}.vip", f"{vip.ip} is not inside {host.name}'s {vip_interface} network "
-                              f"networks.{net.name} ({net.cidr})")
-                elif vip.network.prefixlen != net.cidr.prefixlen:
-                    r.problem(f"{path}.vip", f"prefix /{vip.network.prefixlen} does not match networks.{net.name} ({net.cidr})")
-                if net.host_address == vip.ip:
-                    r.problem(f"{path}.vip", f"{vip.ip} is networks.{net.name}.host_address")
+        vip = _pair_vip(r, t, path, hosts, networks, members, vip_interface, vips)
         resources = r.value(t, path, "resources", "list[str]", [],
                             lambda v: None if all(x.strip() and " " not in x for x in v) else "resources must be non-empty and contain no spaces")
         pair_drbd = r.value(t, path, "drbd", "list[str]", [])
         for res in pair_drbd or []:
             if res not in drbd:
                 r.problem(f"{path}.drbd", f"no DRBD resource named \"{res}\" (define [drbd.{res}])")
-        hb_t = t.get("heartbeat", {})
-        hb = HeartbeatSettings()
-        if not isinstance(hb_t, dict):
-            r.problem(f"{path}.heartbeat", f"expected a table, found {_describe(hb_t)}")
-        else:
-            hpath = f"{path}.heartbeat"
-            r.unknown_keys(hb_t, hpath, ["keepalive_ms", "warntime_ms", "deadtime_ms", "initdead_ms", "udpport", "media"])
-            hb = HeartbeatSettings(
-                keepalive_ms=r.value(hb_t, hpath, "keepalive_ms", "int", hb.keepalive_ms, _positive),
-                warntime_ms=r.value(hb_t, hpath, "warntime_ms", "int", hb.warntime_ms, _positive),
-                deadtime_ms=r.value(hb_t, hpath, "deadtime_ms", "int", hb.deadtime_ms, _positive),
-                initdead_ms=r.value(hb_t, hpath, "initdead_ms", "int", hb.initdead_ms, _positive),
-                udpport=r.value(hb_t, hpath, "udpport", "int", hb.udpport, _port),
-                media=r.value(hb_t, hpath, "media", "str", hb.media, _one_of(HEARTBEAT_MEDIA)),
-            )
-            if hb.deadtime_ms <= hb.keepalive_ms:
-                r.problem(f"{hpath}.deadtime_ms", f"deadtime ({hb.deadtime_ms} ms) must be greater than keepalive ({hb.keepalive_ms} ms)")
-            if not hb.keepalive_ms < hb.warntime_ms < hb.deadtime_ms:
-                r.problem(f"{hpath}.warntime_ms", f"warntime ({hb.warntime_ms} ms) must lie between keepalive "
-                          f"({hb.keepalive_ms} ms) and deadtime ({hb.deadtime_ms} ms)")
-            if hb.initdead_ms < hb.deadtime_ms:
-                r.problem(f"{hpath}.initdead_ms", f"initdead ({hb.initdead_ms} ms) must be at least deadtime ({hb.deadtime_ms} ms)")
-        commands = dict(DEFAULT_COMMANDS)
-        if "commands" in t:
-            cmds = r.value(t, path, "commands", "table[str]", {})
-            for key in cmds or {}:
-                if key not in DEFAULT_COMMANDS:
-                    near = difflib.get_close_matches(key, list(DEFAULT_COMMANDS), n=1)
-                    hint = f"; did you mean '{near[0]}'?" if near else f"; known: {', '.join(DEFAULT_COMMANDS)}"
-                    r.problem(f"{path}.commands.{key}", f"unknown command{hint}")
-            commands.update(cmds or {})
+        hb = _heartbeat_settings(r, t, path)
+        commands = _pair_commands(r, t, path)
         if len(members) == 2 and vip is not None:
-            out[name] = Pair(name=name, stack=stack, master=members["master"].name, slave=members["slave"].name,
-                             vip=vip, vip_interface=vip_interface, resources=resources or [],
-                             auto_failback=r.value(t, path, "auto_failback", "bool", True),
-                             heartbeat=hb, drbd=pair_drbd or [], commands=commands)
+            pair = Pair(name=name, stack=stack, master=members["master"].name, slave=members["slave"].name,
+                        vip=vip, vip_interface=vip_interface, resources=resources or [],
+                        auto_failback=r.value(t, path, "auto_failback", "bool", True),
+                        heartbeat=hb, drbd=pair_drbd or [], commands=commands)
+            _check_replication_link(r, path, pair, members)
+            out[name] = pair
     return out
+
+
+def _pair_members(r: _Reader, t: dict, path: str, hosts) -> dict[str, Host]:
+    """{"master": Host, "slave": Host}, with a problem for each role that names no server."""
+    members = {}
+    for role in ("master", "slave"):
+        host = r.value(t, path, role, "str")
+        if host is None:
+            continue
+        if host not in hosts:
+            near = difflib.get_close_matches(host, list(hosts), n=1)
+            hint = f"; did you mean '{near[0]}'?" if near else f"; hosts: {', '.join(hosts) or 'none'}"
+            r.problem(f"{path}.{role}", f"no host named \"{host}\"{hint}")
+        elif hosts[host].role != "server":
+            r.problem(f"{path}.{role}", f"host \"{host}\" is a {hosts[host].role}, not a server")
+        else:
+            members[role] = hosts[host]
+    if len(members) == 2 and members["master"].name == members["slave"].name:
+        r.problem(f"{path}.slave", "master and slave must be different hosts")
+    return members
+
+
+def _pair_vip(r: _Reader, t: dict, path: str, hosts, networks, members, vip_interface: str,
+              vips: dict) -> ipaddress.IPv4Interface | None:
+    """The pair's VIP, checked against every address of the lab and the members' VIP networks."""
+    raw_vip = r.value(t, path, "vip", "str")
+    if raw_vip is None:
+        return None
+    try:
+        vip = ipaddress.IPv4Interface(raw_vip)
+        if "/" not in raw_vip:
+            raise ValueError("no prefix")
+    except ValueError:
+        r.problem(f"{path}.vip", f"expected an address with prefix like \"10.0.0.100/24\", found \"{raw_vip}\"")
+        return None
+    if vip.ip in vips:
+        r.problem(f"{path}.vip", f"{vip.ip} is already the VIP of {vips[vip.ip]}")
+    vips[vip.ip] = path
+    for hname, host in hosts.items():
+        for nic in host.nics.values():
+            if nic.address == vip.ip:
+                r.problem(f"{path}.vip", f"{vip.ip} is the address of hosts.{hname}.nics.{nic.name}")
+    for role, host in members.items():
+        nic = host.nics.get(vip_interface)
+        if nic is None:
+            r.problem(f"{path}.vip_interface", f"{role} \"{host.name}\" has no NIC {vip_interface}")
+            continue
+        net = networks[nic.network]
+        if not _usable(vip.ip, net.cidr):
+            r.problem(f"{path}.vip", f"{vip.ip} is not inside {host.name}'s {vip_interface} network "
+                      f"networks.{net.name} ({net.cidr})")
+        elif vip.network.prefixlen != net.cidr.prefixlen:
+            r.problem(f"{path}.vip", f"prefix /{vip.network.prefixlen} does not match networks.{net.name} ({net.cidr})")
+        if net.host_address == vip.ip:
+            r.problem(f"{path}.vip", f"{vip.ip} is networks.{net.name}.host_address")
+    return vip
+
+
+def _heartbeat_settings(r: _Reader, t: dict, path: str) -> HeartbeatSettings:
+    hb_t = t.get("heartbeat", {})
+    hb = HeartbeatSettings()
+    if not isinstance(hb_t, dict):
+        r.problem(f"{path}.heartbeat", f"expected a table, found {_describe(hb_t)}")
+        return hb
+    hpath = f"{path}.heartbeat"
+    r.unknown_keys(hb_t, hpath, ["keepalive_ms", "warntime_ms", "deadtime_ms", "initdead_ms", "udpport", "media"])
+    hb = HeartbeatSettings(
+        keepalive_ms=r.value(hb_t, hpath, "keepalive_ms", "int", hb.keepalive_ms, _positive),
+        warntime_ms=r.value(hb_t, hpath, "warntime_ms", "int", hb.warntime_ms, _positive),
+        deadtime_ms=r.value(hb_t, hpath, "deadtime_ms", "int", hb.deadtime_ms, _positive),
+        initdead_ms=r.value(hb_t, hpath, "initdead_ms", "int", hb.initdead_ms, _positive),
+        udpport=r.value(hb_t, hpath, "udpport", "int", hb.udpport, _port),
+        media=r.value(hb_t, hpath, "media", "str", hb.media, _one_of(HEARTBEAT_MEDIA)),
+    )
+    if hb.deadtime_ms <= hb.keepalive_ms:
+        r.problem(f"{hpath}.deadtime_ms", f"deadtime ({hb.deadtime_ms} ms) must be greater than keepalive ({hb.keepalive_ms} ms)")
+    if not hb.keepalive_ms < hb.warntime_ms < hb.deadtime_ms:
+        r.problem(f"{hpath}.warntime_ms", f"warntime ({hb.warntime_ms} ms) must lie between keepalive "
+                  f"({hb.keepalive_ms} ms) and deadtime ({hb.deadtime_ms} ms)")
+    if hb.initdead_ms < hb.deadtime_ms:
+        r.problem(f"{hpath}.initdead_ms", f"initdead ({hb.initdead_ms} ms) must be at least deadtime ({hb.deadtime_ms} ms)")
+    return hb
+
+
+def _pair_commands(r: _Reader, t: dict, path: str) -> dict[str, str]:
+    """The default fault commands, overridden by the pair's `commands` table."""
+    commands = dict(DEFAULT_COMMANDS)
+    if "commands" in t:
+        cmds = r.value(t, path, "commands", "table[str]", {})
+        for key in cmds or {}:
+            if key not in DEFAULT_COMMANDS:
+                near = difflib.get_close_matches(key, list(DEFAULT_COMMANDS), n=1)
+                hint = f"; did you mean '{near[0]}'?" if near else f"; known: {', '.join(DEFAULT_COMMANDS)}"
+                r.problem(f"{path}.commands.{key}", f"unknown command{hint}")
+        commands.update(cmds or {})
+    return commands
+
+
+def _check_replication_link(r: _Reader, path: str, pair: Pair, members: dict[str, Host]) -> None:
+    """Heartbeat and DRBD need a link between the nodes besides the VIP's network."""
+    master, slave = members["master"], members["slave"]
+    if pair.vip_interface in master.nics and replication_nic(pair, master, slave) is None:
+        vip_net = master.nics[pair.vip_interface].network
+        r.problem(path, f"{master.name} and {slave.name} share no network besides the VIP's ({vip_net}); "
+                  "Heartbeat needs a replication link")
 
 
 def _proxmox(r: _Reader, data, expand, hosts) -> ProxmoxConfig | None:

@@ -107,6 +107,8 @@ BAD_CONFIGS = [
     ("unknown-drbd-resource", sub('drbd = ["r0"]', 'drbd = ["r9"]'), "pairs.native.drbd"),
     ("relative-state-dir", sub('state_dir = "/run/hatui/local-lab"', 'state_dir = "run/lab"'), "lab.state_dir"),
     ("table-as-string", lambda t: "ssh = 'root'\n" + t.replace("[ssh]\n", "[sshx]\n"), "ssh: expected a table"),
+    ("no-replication-link", sub('nics.eth1 = { network = "replication", address = "10.251.1.12" }\n', ""),
+     "pairs.native: master and slave share no network besides the VIP's (public)"),
 ]
 
 
@@ -207,3 +209,12 @@ def test_random_bytes_never_crash_check(tmp_path_factory, data):
         load_lab(path)
     except ConfigError:
         pass
+
+
+def test_pair_peer_and_replication_nic():
+    lab = load_lab(REPO / "lab.toml")
+    native = lab.pairs["native"]
+    assert (native.peer("master"), native.peer("slave")) == ("slave", "master")
+    with pytest.raises(ValueError, match="not a node of pair native"):
+        native.peer("client")
+    assert lab.replication_nic(native, "master") == lab.replication_nic(native, "slave") == "eth1"
