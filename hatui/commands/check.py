@@ -1,35 +1,86 @@
-"""`hatui check`: validate lab.toml and print a one-screen summary."""
+"""`hatui check`: validate lab.toml and print a one-screen summary (or JSON with --json)."""
 
 from __future__ import annotations
 
 import argparse
 
-from hatui.commands import add_lab_option
-from hatui.config import ConfigError, Lab, load_lab
-from hatui.errors import EXIT_OK, EXIT_USAGE
+from hatui.commands import add_json_option, add_lab_option, examples, print_json
+from hatui.config import Lab, load_lab
+from hatui.drill.plan import DrillPlan, make_plan
+from hatui.drill.runner import plan_info
+from hatui.errors import EXIT_OK, HatuiError
+
+SCHEMA = "hatui.check/1"
 
 
 def register(subparsers) -> None:
-    parser = subparsers.add_parser("check", help="validate the lab description and summarise it")
+    parser = subparsers.add_parser(
+        "check", help="validate the lab description and summarise it",
+        description="Validate the lab description and print a one-screen summary: hosts, pairs, Proxmox,\n"
+                    "load and drill settings, thresholds, and the drill plan the defaults give (runs and\n"
+                    "expected duration). A broken file gives one line per problem (file:line, key path,\n"
+                    "expected vs found) and exit code 2.",
+        epilog=examples("hatui check", "hatui check --lab labs/rack2.toml --json"))
     add_lab_option(parser)
+    add_json_option(parser, SCHEMA)
     parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    try:
-        lab = load_lab(args.lab)
-    except ConfigError as exc:
-        import sys
-
-        for line in exc.lines():
-            print(line, file=sys.stderr)
-        print(f"hatui: {len(exc.problems)} problem(s) in {exc.file}", file=sys.stderr)
-        return EXIT_USAGE
-    print(summary(lab))
+    lab = load_lab(args.lab)  # a ConfigError is printed by cli.main (as JSON under --json)
+    plan, plan_error = _default_plan(lab)
+    if args.json:
+        print_json(as_json(lab, plan, plan_error))
+    else:
+        print(summary(lab, plan, plan_error))
     return EXIT_OK
 
 
-def summary(lab: Lab) -> str:
+def _default_plan(lab: Lab) -> tuple[DrillPlan | None, str | None]:
+    """The plan `hatui export` runs without overrides, or why there is none."""
+    try:
+        return make_plan(lab), None
+    except HatuiError as exc:
+        return None, str(exc)
+
+
+def _count(n: int, word: str) -> str:
+    return f"{n} {word}" if n == 1 else f"{n} {word}s"
+
+
+def about(seconds: float) -> str:
+    """A rough duration for people: '45 s', '12 min', '1 h 27 min'."""
+    if seconds < 60:
+        return f"{seconds:.0f} s"
+    hours, minutes = divmod(round(seconds / 60), 60)
+    return f"{hours} h {minutes} min" if hours else f"{minutes} min"
+
+
+def plan_line(plan: DrillPlan | None, plan_error: str | None) -> str:
+    """Runs and duration: load plus settling, as the export's ETA counts them."""
+    if plan is None:
+        return f"none with these defaults: {plan_error}"
+    return (f"{_count(len(plan.runs), 'run')} ({_count(len(plan.stacks), 'stack')} × {_count(len(plan.rates), 'rate')} × "
+            f"{_count(plan.repetitions, 'repetition')}), about {about(plan.planned_seconds)}")
+
+
+def as_json(lab: Lab, plan: DrillPlan | None, plan_error: str | None) -> dict:
+    px = lab.proxmox
+    return {
+        "schema": SCHEMA, "ok": True, "file": str(lab.path), "lab": lab.name, "local": lab.local,
+        "hosts": {h.name: {"stack": h.stack, "role": h.role, "address": str(h.address),
+                           "nics": {n.name: str(n.address) for n in h.nics.values()},
+                           "vm": {"vmid": h.vm.vmid, "node": h.vm.node} if h.vm else None}
+                  for h in lab.hosts.values()},
+        "pairs": {p.name: {"stack": p.stack, "master": p.master, "slave": p.slave, "vip": str(p.vip),
+                           "resources": list(p.resources)} for p in lab.pairs.values()},
+        "proxmox": {"endpoint": px.endpoint, "nodes": list(px.nodes), "token_id": px.token_id,
+                    "verify_tls": px.verify_tls} if px else None,
+        "plan": {**plan_info(plan), "planned_seconds": round(plan.planned_seconds, 1)} if plan else {"error": plan_error},
+    }
+
+
+def summary(lab: Lab, plan: DrillPlan | None, plan_error: str | None) -> str:
     kind = "local lab (built by `hatui lab up`)" if lab.local else "real hosts"
     lines = [f"{lab.path}: OK  lab '{lab.name}', {kind}"]
     if lab.address_range:
@@ -67,4 +118,5 @@ def summary(lab: Lab) -> str:
         down = f"downtime <= {t.max_downtime_ms:g} ms" if t.max_downtime_ms is not None else "no downtime limit"
         avail = f"availability >= {t.min_availability_pct:g} %" if t.min_availability_pct is not None else "no availability limit"
         lines.append(f"  {phase:<11} {down}, {avail}")
+    lines.append(f"  plan        {plan_line(plan, plan_error)}")
     return "\n".join(lines)

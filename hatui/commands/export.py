@@ -1,4 +1,5 @@
-"""`hatui --export DIR`: run the drill plan with no screen, write the reports, exit 0/1/2/3."""
+"""`hatui export DIR` (or `hatui --export DIR`): run the drill plan with no screen, write the
+reports, exit 0/1/2/3. Both spellings share the options and `run`."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import sys
 import time
 from pathlib import Path
 
+from hatui.commands import add_lab_option, add_mode_option, examples
 from hatui.config import load_lab
 from hatui.drill.events import DrillHalted, Event, RunFinished, RunSkipped, RunStarted, TimelineMark
 from hatui.drill.plan import make_plan
@@ -19,19 +21,52 @@ from hatui.drill.results import RunResult
 from hatui.report import write_all
 from hatui.transport import SshPool
 
+MODE = "the headless drill (hatui --export DIR)"
+
+DESCRIPTION = """\
+Run the drill plan (stacks x rates x repetitions, from lab.toml unless overridden) with no
+screen and write the reports to DIR: report.md, results.json, runs.csv, per-second.csv,
+charts.txt, junit.xml and journal.jsonl. Progress goes to stderr, a line per run.
+Rerunning into the same DIR resumes: finished runs are skipped.
+`hatui --export DIR [options]` is the same command."""
+
+EPILOG = examples(
+    "hatui export results/study --stack both",
+    "hatui export out --stack native --rates 10,20 --repeat 1 --conns 400 --quiet",
+    more="Exit codes: 0 every run within thresholds, 1 a run broke one (or failed, or the drill halted),\n"
+         "2 usage or config error, 3 refused by a safety check (preflight).")
+
+
+def _add_drill_options(add) -> None:
+    """The drill's options; `add` is the add_argument of the subcommand or of the top-level group."""
+    add("--stack", choices=["native", "virtual", "both"], help="which stack(s) to drill (default: lab.toml)")
+    add("--rates", metavar="R,R", help="comma-separated rates in conn/s (default: lab.toml)")
+    add("--repeat", type=int, metavar="N", help="repetitions per rate")
+    add("--conns", type=int, metavar="N", help="connections per run")
+    add("--fault", metavar="KIND", help="stop-heartbeat, standby, crash, cut-link or stop-vm")
+    add("--write-ratio", type=float, metavar="R",
+        help="also send R writes per connection and check afterwards that no acknowledged write "
+             "was lost (needs POST /write behind the VIP, as in the local lab)")
+    add("--quiet", action="store_true", help="no progress lines on stderr")
+
+
+def register(subparsers) -> None:
+    parser = subparsers.add_parser("export", help="run the drills with no screen and write the reports",
+                                   description=DESCRIPTION, epilog=EPILOG)
+    add_lab_option(parser)
+    parser.add_argument("export", metavar="DIR", help="directory for the reports (created if missing)")
+    _add_drill_options(parser.add_argument)
+    parser.set_defaults(func=run)
+
 
 def add_options(parser: argparse.ArgumentParser) -> None:
-    group = parser.add_argument_group("headless drill (hatui --export DIR ...)")
-    group.add_argument("--export", metavar="DIR", help="run the drill plan with no screen and write the reports to DIR")
-    group.add_argument("--stack", choices=["native", "virtual", "both"], help="which stack(s) to drill (default: lab.toml)")
-    group.add_argument("--rates", metavar="R,R", help="comma-separated rates in conn/s (default: lab.toml)")
-    group.add_argument("--repeat", type=int, metavar="N", help="repetitions per rate")
-    group.add_argument("--conns", type=int, metavar="N", help="connections per run")
-    group.add_argument("--fault", metavar="KIND", help="stop-heartbeat, standby, crash, cut-link or stop-vm")
-    group.add_argument("--write-ratio", type=float, metavar="R",
-                       help="also send R writes per connection and check afterwards that no acknowledged write "
-                            "was lost (needs POST /write behind the VIP, as in the local lab)")
-    group.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
+    group = parser.add_argument_group("headless drill (hatui --export DIR ..., the same as hatui export DIR ...)")
+
+    def add(*flags, **kwargs):
+        add_mode_option(group, MODE, *flags, **kwargs)
+
+    add("--export", metavar="DIR", help="run the drill plan with no screen and write the reports to DIR")
+    _add_drill_options(add)
 
 
 def claims(args: argparse.Namespace) -> bool:
@@ -62,7 +97,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        raise UsageError(f"--export: cannot create {out}: {exc.strerror}") from None
+        raise UsageError(f"cannot create the report directory {out}: {exc.strerror}") from None
     progress = Progress(plan, quiet=args.quiet)
     outcome = asyncio.run(_drive(lab, plan, out, progress))
     # Reports cover every finished run in the journal, also those of earlier, interrupted exports.

@@ -6,43 +6,64 @@ import argparse
 import json
 import sys
 
-from hatui.commands import add_lab_option
+from hatui.commands import add_lab_option, examples
 from hatui.config import load_lab
 from hatui.errors import EXIT_OK, UsageError
 
 
 def register(subparsers) -> None:
-    parser = subparsers.add_parser("lab", help="build, inspect, break and remove the local lab (root)",
-                                   description="The local lab: a real Heartbeat cluster in network namespaces.")
+    parser = subparsers.add_parser(
+        "lab", help="build, inspect, break and remove the local lab (root)",
+        description="The local lab: a real Heartbeat cluster in network namespaces on this machine,\n"
+                    "described by lab.toml (one lab per machine; up, down, fault and exec need root).",
+        epilog=examples("sudo hatui lab up", "hatui lab status", "sudo hatui lab fault master crash",
+                        "sudo hatui lab down"))
     add_lab_option(parser)
     sub = parser.add_subparsers(dest="lab_command", metavar="ACTION", parser_class=type(parser))
     sub.required = True
 
-    p = sub.add_parser("up", help="build the lab and wait until each native pair is stable")
+    p = sub.add_parser("up", help="build the lab and wait until each native pair is stable",
+                       description="Build the lab (namespaces, links, sshd, Heartbeat, the service, the Proxmox\n"
+                                   "emulator) and wait until each native pair is stable. A lab that is up already\n"
+                                   "is checked and repaired where needed.",
+                       epilog=examples("sudo hatui lab up", "sudo hatui lab up --lab labs/small.toml"))
     add_lab_option(p)
     p.set_defaults(func=run_up)
 
-    p = sub.add_parser("down", help="remove everything the lab made (namespaces, mounts, routes, processes)")
+    p = sub.add_parser("down", help="remove everything the lab made (namespaces, mounts, routes, processes)",
+                       description="Remove everything the lab recorded in its state directory: namespaces,\n"
+                                   "mounts, routes and processes. Harmless when there is no lab.",
+                       epilog=examples("sudo hatui lab down"))
     add_lab_option(p)
     p.set_defaults(func=run_down)
 
-    p = sub.add_parser("status", help="which hosts run, who holds each VIP, where the state is")
+    p = sub.add_parser("status", help="which hosts run, who holds each VIP, where the state is",
+                       description="The lab's phase, hosts, addresses, heartbeat and who holds each VIP\n"
+                                   "(live checks need root; without it only the recorded state).",
+                       epilog=examples("hatui lab status", "sudo hatui lab status --json"))
     add_lab_option(p)
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(func=run_status)
 
     from hatui.lab.faults import ACTIONS
     p = sub.add_parser("fault", help="inject a fault: " + ", ".join(ACTIONS),
-                       description="stop-heartbeat / start-heartbeat: the init script inside the host; "
-                       "crash: NICs down and the host's processes killed; restore: boot it again "
-                       "(sshd, heartbeat); cut-link / heal-link NETWORK: unplug / plug the host's NIC.")
+                       description="Inject a fault into a lab host:\n"
+                                   "  stop-heartbeat / start-heartbeat   the init script inside the host\n"
+                                   "  crash                              NICs down, the host's processes killed\n"
+                                   "  restore                            boot it again (sshd, heartbeat)\n"
+                                   "  cut-link / heal-link NETWORK       unplug / plug the host's NIC on NETWORK",
+                       epilog=examples("sudo hatui lab fault master stop-heartbeat",
+                                       "sudo hatui lab fault slave cut-link replication",
+                                       "sudo hatui lab fault master restore"))
     add_lab_option(p)
     p.add_argument("host", help="host name from lab.toml")
     p.add_argument("action", choices=ACTIONS)
     p.add_argument("network", nargs="?", help="network name for cut-link / heal-link (e.g. replication)")
     p.set_defaults(func=run_fault)
 
-    p = sub.add_parser("exec", help="run a command inside a lab host")
+    p = sub.add_parser("exec", help="run a command inside a lab host",
+                       description="Run a command inside a lab host's namespaces (a shell without one).",
+                       epilog=examples("sudo hatui lab exec master", "sudo hatui lab exec slave -- cl_status rscstatus"))
     add_lab_option(p)
     p.add_argument("host")
     p.add_argument("cmd", nargs=argparse.REMAINDER, help="command (default: a shell)")

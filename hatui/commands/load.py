@@ -12,6 +12,7 @@ import signal
 import sys
 from pathlib import Path
 
+from hatui.commands import examples
 from hatui.errors import UsageError
 from hatui.load import (ENGINES, MAX_CONNECTIONS, MAX_DURATION_S, LoadSpec, ProbeSpec, ServedBy, make_run,
                         new_event_loop, resolve, write_records)
@@ -22,7 +23,9 @@ from hatui.load.workers import MAX_WORKERS
 EXIT_INVALID = 1  # the run finished but is invalid (the client could not hold the rate, or ran out of fds/ports)
 EXIT_INTERRUPTED = 130
 
-EPILOG = f"""\
+EPILOG = examples("hatui load http://10.251.0.100/index.html --rate 20 --num-conns 2000 --probe-interval 10",
+                  "hatui load http://10.251.0.100/ --rate 500 --num-conns 30000 --workers 2 --json",
+                  more=f"""\
 Model: one new TCP connection per request (GET, Host header, Connection: close) launched at
 start + i/rate whatever the replies do. request = connections attempted, reply = complete HTTP
 responses, success = replies with status < 400; availability = success / requests.
@@ -32,14 +35,13 @@ Limits: more than {MAX_CONNECTIONS:,} connections or more than {MAX_DURATION_S /
 without --force. Ctrl-C stops launching and waits for in-flight connections (up to the timeout);
 a second Ctrl-C cuts them. The report covers what ran.
 Exit codes: 0 valid run, 1 invalid run (rate not held within 1 %, or client fd/port errors),
-2 bad input, 3 refused (limits), 130 interrupted (report still printed).
-"""
+2 bad input, 3 refused (limits), 130 interrupted (report still printed).""")
 
 
 def register(subparsers) -> None:
     p = subparsers.add_parser(
         "load", help="open-loop HTTP load run (httperf's model) with outage detection",
-        description="Load a URL at a fixed connection rate for a fixed number of connections and report "
+        description="Load a URL at a fixed connection rate for a fixed number of connections and report\n"
                     "httperf's figures, availability, outages and whether the run is valid.",
         epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("url", help="http://host[:port]/path (only http://)")

@@ -7,9 +7,9 @@ import asyncio
 import json
 import time
 
-from hatui.collectors.cluster import ClusterState, collect_state
+from hatui.collectors.cluster import SCHEMA, ClusterState, collect_state
 from hatui.collectors.severity import Severity
-from hatui.commands import add_lab_option
+from hatui.commands import add_json_option, add_lab_option, examples
 from hatui.config import load_lab
 from hatui.errors import UsageError
 from hatui.transport import SshPool
@@ -18,9 +18,13 @@ MARK = {Severity.OK: "OK", Severity.WARN: "!", Severity.ALERT: "!!"}
 
 
 def register(subparsers) -> None:
-    parser = subparsers.add_parser("status", help="show the cluster state (who holds the VIP, heartbeat, DRBD)")
+    parser = subparsers.add_parser(
+        "status", help="show the cluster state (who holds the VIP, heartbeat, DRBD)",
+        description="One reading of the cluster over SSH: who holds each VIP, whether the service answers,\n"
+                    "heartbeat, resource status, DRBD, load and uptime of every node.",
+        epilog=examples("hatui status", "hatui status --pair native --json"))
     add_lab_option(parser)
-    parser.add_argument("--json", action="store_true", help="print the state as JSON (schema hatui.status/1)")
+    add_json_option(parser, SCHEMA)
     parser.add_argument("--pair", action="append", metavar="NAME", help="only this pair (repeatable)")
     parser.add_argument("--stack", choices=["native", "virtual"], help="only the pairs of this stack")
     parser.set_defaults(func=run)

@@ -9,16 +9,19 @@ from __future__ import annotations
 import argparse
 import sys
 
+from hatui.commands import add_mode_option
 from hatui.errors import EXIT_USAGE
+
+MODE = "the terminal UI (hatui with no command)"
 
 
 def add_options(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("terminal UI (hatui with no command)")
-    group.add_argument("--theme", metavar="NAME",
-                       help="colour theme: hatui-dark (default), hatui-light, hatui-contrast, hatui-amber, "
-                            "or one from themes/*.toml next to the lab file")
-    group.add_argument("--read-only", action="store_true",
-                       help="observe only: every action that changes the cluster is removed")
+    add_mode_option(group, MODE, "--theme", metavar="NAME",
+                    help="colour theme: hatui-dark (default), hatui-light, hatui-contrast, hatui-amber, "
+                         "or one from themes/*.toml next to the lab file")
+    add_mode_option(group, MODE, "--read-only", action="store_true",
+                    help="observe only: every action that changes the cluster is removed")
 
 
 def claims(args: argparse.Namespace) -> bool:
@@ -26,17 +29,11 @@ def claims(args: argparse.Namespace) -> bool:
 
 
 def run(args: argparse.Namespace) -> int:
-    from hatui.config import ConfigError, load_lab
+    from hatui.config import load_lab
 
-    try:
-        lab = load_lab(args.lab)
-    except ConfigError as exc:
-        for line in exc.lines():
-            print(line, file=sys.stderr)
-        print(f"hatui: {len(exc.problems)} problem(s) in {exc.file}", file=sys.stderr)
-        return EXIT_USAGE
+    lab = load_lab(args.lab)
     if not sys.stdout.isatty() and not sys.stdin.isatty():
-        print("hatui: the terminal UI needs a terminal (use `hatui status` or `hatui --export DIR`)",
+        print("hatui: the terminal UI needs a terminal (use `hatui status` or `hatui export DIR`)",
               file=sys.stderr)
         return EXIT_USAGE
 

@@ -17,18 +17,27 @@ Exit codes: 0 ok, 2 an error (API, task, config), 3 a refusal (VM differs from t
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 from pathlib import Path
 
-from hatui.commands import add_lab_option
+from hatui.commands import add_json_option, add_lab_option, error_fields, examples, print_json
 from hatui.errors import EXIT_OK, EXIT_REFUSED, EXIT_USAGE, HatuiError, UsageError
+
+SCHEMA = "hatui.vms/1"
 
 
 def register(subparsers) -> None:
-    parser = subparsers.add_parser("vms", help="list, create, start/stop and snapshot the Proxmox VMs",
-                                   description="The lab's Proxmox VMs through the API (connection from lab.toml [proxmox]).")
+    parser = subparsers.add_parser(
+        "vms", help="list, create, start/stop and snapshot the Proxmox VMs",
+        description="The lab's Proxmox VMs through the API. The connection comes from lab.toml [proxmox];\n"
+                    "the flags below (or HATUI_PVE_* variables) replace its fields one by one.\n"
+                    "VMs are named by lab.toml host name or VMID; --all means the lab's VMs.",
+        epilog=examples("hatui vms create && hatui vms start --all", "hatui vms list --json",
+                        "hatui vms snapshot clean --all",
+                        "hatui vms --endpoint https://pve1:8006 --token-id 'hatui@pve!cli' list",
+                        more="Exit codes: 0 ok, 2 an error (API, task, config),\n"
+                             "3 a refusal (a VM differs from its spec, or is locked)."))
     add_lab_option(parser)
     conn = parser.add_argument_group("Proxmox API (default: lab.toml [proxmox]; flags and HATUI_PVE_* override it)")
     conn.add_argument("--endpoint", default=os.environ.get("HATUI_PVE_ENDPOINT"), help="https://HOST:8006")
@@ -41,14 +50,23 @@ def register(subparsers) -> None:
     conn.add_argument("--timeout", type=float, default=None, help="seconds per API request [lab.toml or 15]")
     actions = parser.add_subparsers(dest="vms_action", metavar="ACTION", required=True)
 
-    p = actions.add_parser("list", help="VMs with state, node, uptime, CPU, memory and snapshots")
+    p = actions.add_parser("list", help="VMs with state, node, uptime, CPU, memory and snapshots",
+                           description="Every VM in the cluster with its state, node, uptime, CPU, memory and\n"
+                                       "snapshots (* marks the one the current state derives from).",
+                           epilog=examples("hatui vms list", "hatui vms list --no-snapshots --json"))
     add_lab_option(p)
+    add_json_option(p, SCHEMA)
     p.add_argument("--no-snapshots", action="store_true", help="skip the per-VM snapshot lookups")
-    p.add_argument("--json", action="store_true", help="machine-readable output")
 
     p = actions.add_parser("create", help="create the lab's VMs from lab.toml (identical VMs are left alone, "
-                                          "different ones reported), or one VM with --vmid")
+                                          "different ones reported), or one VM with --vmid",
+                           description="Create the lab's VMs (hosts with a vm table in lab.toml), idempotently: an\n"
+                                       "identical VM is left alone, a different one is reported (exit 3) and never\n"
+                                       "changed. With --vmid, one VM from the flags instead.",
+                           epilog=examples("hatui vms create", "hatui vms create vm01a vm01b",
+                                           "hatui vms create --vmid 200 --name scratch --node pve1 --memory 1024"))
     add_lab_option(p)
+    add_json_option(p, SCHEMA)
     p.add_argument("vms", nargs="*", metavar="VM", help="only these lab VMs (name or VMID) [all of them]")
     p.add_argument("--vmid", type=int, help="create one VM from flags instead of lab.toml")
     p.add_argument("--name")
@@ -59,25 +77,38 @@ def register(subparsers) -> None:
     p.add_argument("--nic", action="append", metavar="BRIDGE", help="bridge of each NIC, repeatable [vmbr0 and vmbr1]")
     p.add_argument("--storage", default="local-lvm")
 
-    for name, text in (("start", "start VMs"), ("stop", "stop VMs (hard power-off)"), ("shutdown", "shut VMs down (ACPI)")):
-        p = actions.add_parser(name, help=text)
+    for name, (text, description, *lines) in TARGET_ACTIONS.items():
+        p = actions.add_parser(name, help=text, description=description, epilog=examples(*lines))
+        if name in ("snapshot", "rollback", "delete-snapshot"):
+            p.add_argument("snapname", help="snapshot name")
         _targets(p)
-    p = actions.add_parser("snapshot", help="snapshot VMs")
-    p.add_argument("snapname")
-    p.add_argument("--vmstate", action="store_true", help="include RAM (running VMs)")
-    _targets(p)
-    p = actions.add_parser("rollback", help="roll VMs back to a snapshot (a running VM is stopped first)")
-    p.add_argument("snapname")
-    p.add_argument("--start", action="store_true", help="start the VM after a rollback without RAM")
-    _targets(p)
-    p = actions.add_parser("delete-snapshot", help="delete a snapshot of VMs")
-    p.add_argument("snapname")
-    _targets(p)
+    actions.choices["snapshot"].add_argument("--vmstate", action="store_true", help="include RAM (running VMs)")
+    actions.choices["rollback"].add_argument("--start", action="store_true",
+                                             help="start the VM after a rollback without RAM")
     parser.set_defaults(func=run)
+
+
+# The actions on named VMs: help, description, examples.
+TARGET_ACTIONS = {
+    "start": ("start VMs", "Start VMs; one that runs already is left alone.",
+              "hatui vms start --all", "hatui vms start vm01a --json"),
+    "stop": ("stop VMs (hard power-off)", "Stop VMs at once, like pulling the plug (shutdown asks through ACPI).",
+             "hatui vms stop vm01a"),
+    "shutdown": ("shut VMs down (ACPI)", "Shut VMs down through ACPI and wait until they have stopped.",
+                 "hatui vms shutdown 101 102"),
+    "snapshot": ("snapshot VMs", "Take a snapshot of VMs (with their RAM if --vmstate).",
+                 "hatui vms snapshot clean --all", "hatui vms snapshot before-drill vm01a --vmstate"),
+    "rollback": ("roll VMs back to a snapshot (a running VM is stopped first)",
+                 "Roll VMs back to a snapshot; a running VM is stopped first.",
+                 "hatui vms rollback clean --all --start"),
+    "delete-snapshot": ("delete a snapshot of VMs", "Delete a snapshot of VMs.",
+                        "hatui vms delete-snapshot clean --all"),
+}
 
 
 def _targets(p: argparse.ArgumentParser) -> None:
     add_lab_option(p)
+    add_json_option(p, SCHEMA)
     p.add_argument("vms", nargs="*", metavar="VM", help="lab.toml host name or VMID")
     p.add_argument("--all", action="store_true", help="the lab's VMs (without a lab file: every VM in the cluster)")
 
@@ -171,26 +202,52 @@ class _Progress:
             self.stream.flush()
 
 
-def _report_error(label: str, exc: HatuiError) -> int:
-    """Print a failure (a failed task with the last lines of its log); returns its exit code."""
-    from hatui.proxmox import ProxmoxTaskError
+class _Outcomes:
+    """Each VM's outcome: printed as it comes, or gathered into one JSON object (--json)."""
 
-    print(f"{label}: {exc}", file=sys.stderr)
-    if isinstance(exc, ProxmoxTaskError) and exc.log_tail:
-        print(f"  task log ({exc.upid}), last {len(exc.log_tail)} line(s):", file=sys.stderr)
-        for line in exc.log_tail:
-            print(f"    {line}", file=sys.stderr)
-    for diff in getattr(exc, "differences", []) or []:
-        print(f"  differs: {diff}", file=sys.stderr)
-    return exc.exit_code
+    def __init__(self, args: argparse.Namespace) -> None:
+        self.json, self.action = args.json, args.vms_action
+        self.vms: list[dict] = []
+        self.codes: list[int] = []
+
+    def progress(self, label: str) -> _Progress:
+        return _Progress(label, stream=sys.stderr if self.json else None)  # stdout is for the JSON
+
+    def ok(self, entry: dict, line: str, notes=()) -> None:
+        self.codes.append(EXIT_OK)
+        if self.json:
+            self.vms.append({**entry, "ok": True, "notes": list(notes)})
+            return
+        print(line)
+        for note in notes:
+            print(f"  note: {note}")
+
+    def failed(self, entry: dict, exc: HatuiError) -> None:
+        """A failure (a failed task with the last lines of its log, a VM that differs from its spec)."""
+        self.codes.append(exc.exit_code)
+        if self.json:
+            self.vms.append({**entry, "ok": False, **error_fields(exc)})
+            return
+        print(f"{entry['label']}: {exc}", file=sys.stderr)
+        log_tail = getattr(exc, "log_tail", None)
+        if log_tail:
+            print(f"  task log ({exc.upid}), last {len(log_tail)} line(s):", file=sys.stderr)
+            for line in log_tail:
+                print(f"    {line}", file=sys.stderr)
+        for diff in getattr(exc, "differences", []) or []:
+            print(f"  differs: {diff}", file=sys.stderr)
+
+    def finish(self) -> int:
+        """The worst exit code: an error (2) before a refusal (3)."""
+        code = EXIT_USAGE if EXIT_USAGE in self.codes else EXIT_REFUSED if EXIT_REFUSED in self.codes \
+            else max(self.codes, default=EXIT_OK)
+        if self.json:
+            print_json({"schema": SCHEMA, "ok": code == EXIT_OK, "action": self.action, "vms": self.vms})
+        return code
 
 
-def _worst(codes: list[int]) -> int:
-    if EXIT_USAGE in codes:
-        return EXIT_USAGE
-    if EXIT_REFUSED in codes:
-        return EXIT_REFUSED
-    return max(codes, default=EXIT_OK)
+def _task(res) -> dict:
+    return {"task": res.type, "exitstatus": res.exitstatus, "seconds": round(res.elapsed, 1), "upid": res.upid}
 
 
 def _create(client, args: argparse.Namespace, lab) -> int:
@@ -208,27 +265,28 @@ def _create(client, args: argparse.Namespace, lab) -> int:
         if not hosts:
             raise UsageError(f"vms create: {lab.path} describes no VMs (hosts with a vm table)")
         specs = [lab_vm_spec(lab, h) for h in hosts]
-    codes = []
+    outcomes = _Outcomes(args)
     for spec in specs:
         label = f"{spec.name} ({spec.vmid}) on {spec.node}"
-        progress = _Progress(label)
+        entry = {"label": label, "vmid": spec.vmid, "name": spec.name, "node": spec.node}
+        progress = outcomes.progress(label)
         try:
             result = client.create_vm(spec, progress=progress)
         except HatuiError as exc:
             progress.done()
-            codes.append(_report_error(label, exc))
+            outcomes.failed(entry, exc)
             continue
         progress.done()
         if result.created:
             took = f" in {result.task.elapsed:.1f}s" if result.task else ""
-            print(f"{label}: created ({spec.cores} core, {spec.memory_mb} MB, disks {'+'.join(f'{g}G' for g in spec.disks_gb)}, "
-                  f"NICs {', '.join(spec.nics)}){took}")
+            line = (f"{label}: created ({spec.cores} core, {spec.memory_mb} MB, disks "
+                    f"{'+'.join(f'{g}G' for g in spec.disks_gb)}, NICs {', '.join(spec.nics)}){took}")
+            entry.update(result="created", **(_task(result.task) if result.task else {}))
         else:
-            print(f"{label}: already exists, matches the spec")
-        for note in result.notes:
-            print(f"  note: {note}")
-        codes.append(EXIT_OK)
-    return _worst(codes)
+            line = f"{label}: already exists, matches the spec"
+            entry.update(result="exists")
+        outcomes.ok(entry, line, result.notes)
+    return outcomes.finish()
 
 
 def _call(client, action: str, vmid: int, args: argparse.Namespace, progress):
@@ -250,23 +308,22 @@ def _call(client, action: str, vmid: int, args: argparse.Namespace, progress):
 def _each(client, args: argparse.Namespace, lab) -> int:
     targets = _resolve(client, args, lab)
     action = args.vms_action
-    codes = []
+    outcomes = _Outcomes(args)
     for vmid, label in targets:
-        progress = _Progress(label)
+        entry = {"label": label, "vmid": vmid}
+        progress = outcomes.progress(label)
         try:
             if action == "start" and client.status(vmid).get("status") == "running":
-                print(f"{label}: already running")
-                codes.append(EXIT_OK)
+                outcomes.ok({**entry, "result": "already running"}, f"{label}: already running")
                 continue
             res = _call(client, action, vmid, args, progress)
         except HatuiError as exc:
             progress.done()
-            codes.append(_report_error(label, exc))
+            outcomes.failed(entry, exc)
             continue
         progress.done()
-        print(f"{label}: {res.type} {res.exitstatus} ({res.elapsed:.1f}s)")
-        codes.append(EXIT_OK)
-    return _worst(codes)
+        outcomes.ok({**entry, "result": "done", **_task(res)}, f"{label}: {res.type} {res.exitstatus} ({res.elapsed:.1f}s)")
+    return outcomes.finish()
 
 
 def _resolve(client, args: argparse.Namespace, lab) -> list[tuple[int, str]]:
@@ -301,8 +358,7 @@ def _list(client, args: argparse.Namespace) -> int:
             d = {k: getattr(v, k) for k in ("vmid", "name", "node", "status", "uptime", "cpu", "cpus", "mem", "maxmem", "lock", "hastate", "parent", "snapshot_error")}
             d["snapshots"] = None if v.snapshots is None else [s.__dict__ for s in v.snapshots]
             out.append(d)
-        json.dump(out, sys.stdout, indent=2)
-        print()
+        print_json({"schema": SCHEMA, "ok": True, "action": "list", "vms": out})
         return EXIT_OK
     if not vms:
         print("no VMs (create the lab's with `hatui vms create`)")
