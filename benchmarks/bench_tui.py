@@ -39,6 +39,7 @@ TARGETS = {"first_frame_s": 0.5, "idle_cpu_pct": 3.0, "key_ms": 100.0, "rss_mb":
 def child(rate: int) -> None:
     started = time.perf_counter()
     from hatui.drill import events as ev
+    from hatui.drill.plan import RunKey
     from hatui.ui.app import HatuiApp
     from hatui.ui.fake import FakeCore
 
@@ -61,8 +62,8 @@ def child(rate: int) -> None:
             """`rate` LoadProgress events a second, in 10 ms batches, into the drill console."""
             view = self.panes["drill"].view
             view.start(None)
-            self.on_drill_event(ev.RunStarted(run_id="bench", stack="native", pair="native", rate=50.0,
-                                              repetition=1, index=1, total=1, connections=10**9, fault="none"))
+            self.on_drill_event(ev.DrillRunStarted(key=RunKey("native", "native", 50.0, 1), index=1, total=1,
+                                                   connections=10**9, fault="none"))
             start = time.monotonic()
             sent = 0
             while True:

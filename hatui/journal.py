@@ -60,8 +60,12 @@ def _default(value: Any) -> Any:
     return str(value)
 
 
-def read_journal(path: Path | str) -> Iterator[dict]:
-    """Every well-formed entry; torn or foreign lines are skipped."""
+UNREADABLE = object()  # what `read_lines` gives for a line that is not JSON
+
+
+def read_lines(path: Path | str) -> Iterator[Any]:
+    """Each non-empty line's JSON value, or UNREADABLE for a torn or foreign line; nothing when
+    the file does not exist."""
     path = Path(path)
     if not path.exists():
         return
@@ -71,11 +75,17 @@ def read_journal(path: Path | str) -> Iterator[dict]:
             if not line:
                 continue
             try:
-                entry = json.loads(line)
+                value = json.loads(line)
             except json.JSONDecodeError:
-                continue
-            if isinstance(entry, dict) and "kind" in entry:
-                yield entry
+                value = UNREADABLE
+            yield value
+
+
+def read_journal(path: Path | str) -> Iterator[dict]:
+    """Every well-formed entry; torn or foreign lines are skipped."""
+    for entry in read_lines(path):
+        if isinstance(entry, dict) and "kind" in entry:
+            yield entry
 
 
 def finished_runs(path: Path | str) -> dict[str, dict]:

@@ -13,7 +13,8 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 
 from hatui import __version__
-from hatui.drill.results import ERROR_CLASSES, PHASES, Aggregate, RunResult, aggregate
+from hatui.drill.results import PHASES, Aggregate, RunResult, aggregate
+from hatui.load.records import ERROR_CLASSES
 
 RESULTS_SCHEMA = "hatui.results/1"
 
@@ -262,7 +263,7 @@ def charts_text(results: list[RunResult], width: int = 100, height: int = 24) ->
         xs = [row["t"] for row in r.per_second]
         plt.plot(xs, [row.get("success", 0) for row in r.per_second], label="success/s", marker="braille")
         plt.plot(xs, [sum(row.get("errors", {}).values()) for row in r.per_second], label="errors/s", marker="braille")
-        marks = {m["mark"]: m["at_s"] for m in r.timeline}
+        marks = {m.name: m.at_s for m in r.timeline}
         for mark, label in (("fault-sent", "F"), ("recovery-sent", "B")):
             if mark in marks:
                 plt.vline(marks[mark])

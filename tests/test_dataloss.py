@@ -1,4 +1,4 @@
-"""hatui.drill.dataloss against a fake write service (no lab, no DRBD): the stream is open loop,
+"""hatui.load.writes against a fake write service (no lab, no DRBD): the stream is open loop,
 only acknowledged writes count, and verify tells lost, altered and unreadable writes apart."""
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from hatui.drill.dataloss import LostWrites, WriteStream, run_writes, verify, verify_blocking
+from hatui.load.writes import LostWrites, WriteStream, run_writes, verify, verify_blocking
 
 
 class FakeService:
@@ -137,7 +137,7 @@ def test_verify_blocking_outside_a_loop():
 
 
 def test_dataloss_is_core_without_textual():
-    code = "import sys, hatui.drill.dataloss; sys.exit(1 if 'textual' in sys.modules else 0)"
+    code = "import sys, hatui.load.writes; sys.exit(1 if 'textual' in sys.modules else 0)"
     assert subprocess.run([sys.executable, "-c", code]).returncode == 0
 
 

@@ -23,7 +23,7 @@ from hypothesis import strategies as st
 from hatui.collectors.drbd import parse_drbd
 from hatui.collectors.drbd_log import parse_drbd_kernel_log, parse_drbdadm_errors
 from hatui.collectors.severity import Severity
-from hatui.drill.dataloss import WriteStream, verify
+from hatui.load.writes import WriteStream, verify
 from hatui.lab.drbd import commands, formats, wire
 from hatui.lab.drbd.daemon import Daemon, DaemonConfig, ResourceConfig
 from hatui.lab.drbd.meta import NONE, SOURCE, SPLIT_BRAIN, TARGET, UNRELATED, Bitmap, Side, decide

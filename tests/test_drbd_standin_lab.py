@@ -20,7 +20,7 @@ import pytest
 from hatui.collectors.drbd import parse_drbd
 from hatui.collectors.drbd_log import parse_drbd_kernel_log
 from hatui.collectors.severity import Severity
-from hatui.drill.dataloss import WriteStream, verify
+from hatui.load.writes import WriteStream, verify
 from hatui.lab import faults
 from hatui.lab import heartbeat as hb
 from hatui.lab import lab as ops

@@ -8,14 +8,14 @@ import pytest
 
 from hatui.config import parse_lab
 from hatui.drill.measure import PROBE_MARKER, RunStreams, probe_marks, probe_uri, run_result
-from hatui.drill.plan import PlannedRun
+from hatui.drill.plan import PlannedRun, RunKey
+from hatui.drill.results import Mark
 from hatui.load.testing import TestHttpServer
 from tests.test_config import LAB_TEXT
 
 
 def planned(rate: float, conns: int) -> PlannedRun:
-    return PlannedRun(f"native/native/rate{rate:g}/rep1", "native", "native", rate, 1, conns, "stop-heartbeat",
-                      "master", 0.5, 1.0)
+    return PlannedRun(RunKey("native", "native", rate, 1), conns, "stop-heartbeat", "master", 0.5, 1.0)
 
 
 def test_probe_uri_is_marked():
@@ -29,7 +29,7 @@ async def test_phases_split_every_connection_once_and_match_the_server():
         streams = RunStreams("127.0.0.1", server.port, "/index.html", rate=100, connections=150, timeout_s=1,
                              probe_interval_ms=20)
         await streams.wait(10)
-    marks = [{"mark": "recovery-sent", "at_s": 1.0}]
+    marks = [Mark("recovery-sent", 1.0, 0.0)]
     result = run_result(planned(100, 150), streams, marks, lab.pairs["native"], probe_interval_ms=20)
     fo, fb = result.phases["failover"], result.phases["failback"]
     assert fo.requests + fb.requests == 150 and fo.requests == pytest.approx(100, abs=2)
@@ -53,12 +53,12 @@ async def test_an_outage_is_measured_on_the_probe_in_its_phase():
     await other.start()
     await streams.wait(10)
     await other.stop()
-    marks = [{"mark": "fault-sent", "at_s": 0.75}, {"mark": "recovery-sent", "at_s": 2.0}]
+    marks = [Mark("fault-sent", 0.75, 0.0), Mark("recovery-sent", 2.0, 0.0)]
     result = run_result(planned(50, 150), streams, marks, lab.pairs["native"], probe_interval_ms=10)
     fo, fb = result.phases["failover"], result.phases["failback"]
     assert 450 <= fo.downtime_ms <= 900, fo
     assert (fo.served_before, fo.served_after) == ("master", "slave")
     assert fo.errors["connrefused"] >= 20 and fo.availability_pct < 100
     assert fb.downtime_ms is None and fb.availability_pct == 100.0
-    found = {m["mark"] for m in probe_marks(streams, marks, lab.pairs["native"])}
+    found = {m.name for m in probe_marks(streams, marks, lab.pairs["native"])}
     assert "first-success-new" in found

@@ -11,7 +11,8 @@ import sys
 import xml.etree.ElementTree as ET
 
 from hatui.config import parse_lab
-from hatui.drill.results import PhaseResult, RunResult, aggregate, check_thresholds
+from hatui.drill.plan import RunKey
+from hatui.drill.results import Mark, PhaseResult, RunResult, aggregate, check_thresholds
 from hatui.journal import Journal, finished_runs, read_journal
 from hatui.report import write_all
 from tests.test_config import LAB_TEXT
@@ -23,9 +24,9 @@ def phase(name, requests, success, downtime):
 
 
 def run(rate, rep, down=600.0, valid=True):
-    return RunResult(f"native/native/rate{rate}/rep{rep}", "native", "native", rate, rep, 300, "stop-heartbeat", 0.0,
+    return RunResult(RunKey("native", "native", rate, rep), 300, "stop-heartbeat", 0.0,
                      "ok", {"failover": phase("failover", 150, 147, down), "failback": phase("failback", 150, 145, 500.0)},
-                     None, [{"mark": "fault-sent", "at_s": 3.0}, {"mark": "recovery-sent", "at_s": 9.0}],
+                     None, [Mark("fault-sent", 3.0, 0.0), Mark("recovery-sent", 9.0, 0.0)],
                      [{"t": 0, "attempted": rate, "success": rate, "errors": {}}], valid=valid,
                      invalid_reasons=[] if valid else ["achieved 9.0 conn/s"])
 

@@ -14,7 +14,7 @@ import pytest
 
 from hatui.load import (LoadRun, LoadSpec, Outcome, ProbeSpec, ServedBy, Tick, find_outages, run_load,
                         summarize)
-from hatui.load.events import OutageEnded, OutageStarted, RunFinished, RunStarted, ServedByChanged
+from hatui.load.events import LoadFinished, LoadStarted, OutageEnded, OutageStarted, ServedByChanged
 from hatui.load.testing import TestHttpServer, closed_port
 
 BOUND = 30.0  # no test may hang: every await is bounded
@@ -235,7 +235,7 @@ async def test_ticks_counters_and_event_iterator():
         await bounded(consumer, 5)
     assert mid.state == "running" and 100 <= mid.load.launched <= 170 and mid.num_conns == 230
     ticks = [e for e in seen if isinstance(e, Tick)]
-    assert isinstance(seen[0], RunStarted) and isinstance(seen[-1], RunFinished) and seen[-1].summary is s
+    assert isinstance(seen[0], LoadStarted) and isinstance(seen[-1], LoadFinished) and seen[-1].summary is s
     assert len(ticks) == 2 and [t.second for t in ticks] == [0, 1]
     assert 90 <= ticks[0].load_last.launched <= 110 and ticks[1].counters.load.success >= 190
     assert run.counters.state == "done" and run.counters.load.success == 230

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from hatui.load import (LoadSpec, Outcome, ProbeSpec, RecordStore, RunResult, find_outages, stream_summary,
+from hatui.load import (LoadRecording, LoadSpec, Outcome, ProbeSpec, RecordStore, find_outages, stream_summary,
                         summarize)
 from hatui.load.format import format_summary
 from hatui.load.records import records_text
@@ -36,7 +36,7 @@ def make_store(stream: str, interval: float, rows, timeout: float = 1.0) -> Reco
 
 def result(load: RecordStore | None, probe: RecordStore | None = None, rate: float = 10.0, n: int | None = None):
     spec = LoadSpec(URL, rate, n if n is not None else (len(load) if load else 1), timeout=1.0)
-    return RunResult(engine="builtin", spec=spec, probe_spec=ProbeSpec() if probe else None, load=load, probe=probe,
+    return LoadRecording(engine="builtin", spec=spec, probe_spec=ProbeSpec() if probe else None, load=load, probe=probe,
                      t0_monotonic=100.0, t0_wall=1e9, wall_duration=10.0, cpu_user_s=0.1, cpu_system_s=0.05)
 
 

@@ -186,12 +186,13 @@ def test_core_vm_entry_points(tmp_lab):
 
 
 def test_report_puts_native_and_virtual_side_by_side():
+    from hatui.drill.plan import RunKey
     from hatui.drill.results import PhaseResult, RunResult
     from hatui.report import report_markdown
 
     def run(stack: str, avail: float, down: float) -> RunResult:
         phases = {ph: PhaseResult(ph, 0, 10, 100, int(avail), int(avail), {}, avail, down, 10) for ph in ("failover", "failback")}
-        return RunResult(f"{stack}/p/rate20/rep1", stack, "p", 20, 1, 200, "stop-heartbeat", 0.0, "ok", phases, None, [], [])
+        return RunResult(RunKey(stack, "p", 20, 1), 200, "stop-heartbeat", 0.0, "ok", phases, None, [], [])
 
     text = report_markdown([run("native", 98.0, 900), run("virtual", 95.0, 1400)], lab_name="t", plan_info={})
     assert "## Native vs virtual" in text

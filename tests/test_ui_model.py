@@ -249,9 +249,9 @@ def test_drill_view_folds_runner_events(lab):
     # a repeated second replaces, never duplicates
     view.apply(demo_drill_events(lab)[-1])
     assert len(view.seconds) == 28
-    from hatui.drill.events import DrillFinished, RunFinished
+    from hatui.drill.events import DrillFinished, DrillRunFinished
 
-    view.apply(RunFinished(run_id="x", result=demo_results(lab)[1]))
+    view.apply(DrillRunFinished(run_id="x", result=demo_results(lab)[1]))
     assert view.status_lines()[3] == "downtime  failover 0.62 s (±10 ms)   failback 0.45 s (±10 ms)"
     view.apply(DrillFinished(results=[], exit_code=0))
     assert not view.running and view.ended == "finished (exit 0)"
@@ -267,7 +267,7 @@ def test_load_events_become_drill_events(lab):
     adapter = LoadToDrillEvents(pair, 50, 100)
     view = DrillView()
     view.start(None)
-    for event in adapter.convert(le.RunStarted(t0_monotonic=0.0, t0_wall=0.0, engine="builtin")):
+    for event in adapter.convert(le.LoadStarted(t0_monotonic=0.0, t0_wall=0.0, engine="builtin")):
         view.apply(event)
     load = le.StreamCounters(launched=50, completed=50, replies=48, success=48, errors={"connrefused": 2})
     tick = le.Tick(second=0, counters=le.Counters(state="running", elapsed=1.0, load=load, probe=None),

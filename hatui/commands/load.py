@@ -200,7 +200,7 @@ def _run_loop(args, spec, probe, address):
             progress = asyncio.ensure_future(show())
         writes = None
         if args.write_ratio > 0:
-            from hatui.drill.dataloss import WriteStream
+            from hatui.load.writes import WriteStream
 
             t = spec.target
             writes = WriteStream(t.host, port=t.port, rate=spec.rate * args.write_ratio,
@@ -217,7 +217,7 @@ def _run_loop(args, spec, probe, address):
                 loop.remove_signal_handler(sig)
         lost = None
         if writes is not None:  # read back every acknowledged write from the service
-            from hatui.drill.dataloss import verify
+            from hatui.load.writes import verify
 
             done = await writes.wait(timeout_s=30)
             lost = await verify(spec.target.host, done.acked, port=spec.target.port)

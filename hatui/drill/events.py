@@ -8,7 +8,11 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
+from operator import attrgetter
 from typing import Any, Callable
+
+from hatui.drill.plan import KeyedRun, RunKey
+from hatui.drill.results import Mark
 
 
 @dataclass
@@ -26,12 +30,8 @@ class DrillStarted(Event):
 
 
 @dataclass
-class RunStarted(Event):
-    run_id: str  # stable across resumes: "native/rate50/rep2"
-    stack: str
-    pair: str
-    rate: float
-    repetition: int
+class DrillRunStarted(Event, KeyedRun):
+    key: RunKey
     index: int  # 1-based position in the plan
     total: int
     connections: int
@@ -55,14 +55,24 @@ class PhaseChanged(Event):
 
 @dataclass
 class TimelineMark(Event):
-    """A point of a run's timeline: fault-sent, peer-dead, vip-moved, first-success-new,
-    recovery-sent, failback-done, resync-done. `at_s` is seconds from the run's load start."""
+    """A mark added to a run's timeline; `mark`, `at_s` and `detail` read through to it."""
 
     run_id: str
-    mark: str
-    at_s: float
-    detail: str = ""
+    point: Mark
     kind: str = field(init=False, default="timeline")
+    mark = property(attrgetter("point.name"))
+    at_s = property(attrgetter("point.at_s"))
+    detail = property(attrgetter("point.detail"))
+
+
+@dataclass
+class OutageMeasured(Event):
+    """A plain load run's outage as the engine saw it live, at its end (`at_s`, run seconds)."""
+
+    run_id: str
+    at_s: float
+    duration_ms: float
+    kind: str = field(init=False, default="outage-measured")
 
 
 @dataclass
@@ -90,7 +100,7 @@ class CommandSent(Event):
 
 
 @dataclass
-class RunFinished(Event):
+class DrillRunFinished(Event):
     run_id: str
     result: Any  # RunResult
     kind: str = field(init=False, default="run-finished")
@@ -113,3 +123,6 @@ class DrillFinished(Event):
 
 
 EventListener = Callable[[Event], None]
+
+RunStarted = DrillRunStarted  # re-export: remove after merge
+RunFinished = DrillRunFinished  # re-export: remove after merge

@@ -12,7 +12,7 @@ import time
 from typing import Any
 
 from hatui.config import Pair
-from hatui.drill.results import PhaseResult, RunResult
+from hatui.drill.results import Mark, PhaseResult, RunResult
 from hatui.httpcheck import with_marker
 from hatui.load import LoadRun, LoadSpec, ProbeSpec, Tick, find_outages, summarize
 from hatui.load.records import Outcome
@@ -105,8 +105,8 @@ def phase_result(name: str, streams: RunStreams, window: tuple[float, float | No
     )
 
 
-def run_result(planned, streams: RunStreams, marks: list[dict], pair: Pair, *, probe_interval_ms: float) -> RunResult:
-    recovery = next((m["at_s"] for m in marks if m["mark"] == "recovery-sent"), planned.recover_at_s)
+def run_result(planned, streams: RunStreams, marks: list[Mark], pair: Pair, *, probe_interval_ms: float) -> RunResult:
+    recovery = next((m.at_s for m in marks if m.name == "recovery-sent"), planned.recover_at_s)
     whole = summarize(streams.load.result)
     phases = {
         "failover": phase_result("failover", streams, (0.0, recovery)),
@@ -114,8 +114,7 @@ def run_result(planned, streams: RunStreams, marks: list[dict], pair: Pair, *, p
     }
     cpu = (whole.cpu_user_s or 0.0) + (whole.cpu_system_s or 0.0) if whole.cpu_user_s is not None else None
     return RunResult(
-        run_id=planned.run_id, stack=planned.stack, pair=planned.pair, rate=planned.rate,
-        repetition=planned.repetition, connections=planned.connections, fault=planned.fault,
+        key=planned.key, connections=planned.connections, fault=planned.fault,
         started_wall=round(streams.wall0, 3), status="ok", phases=phases,
         total=phase_result("total", streams, (0.0, None)), timeline=list(marks),
         per_second=[b.to_dict() for b in whole.per_second or []], valid=whole.valid,
@@ -124,9 +123,9 @@ def run_result(planned, streams: RunStreams, marks: list[dict], pair: Pair, *, p
         engine_cpu_s=round(cpu, 3) if cpu is not None else None, served_counts=dict(whole.served_by))
 
 
-def probe_marks(streams: RunStreams, marks: list[dict], pair: Pair) -> list[dict]:
+def probe_marks(streams: RunStreams, marks: list[Mark], pair: Pair) -> list[Mark]:
     """Timeline marks seen by the probe: first success on the new node, failback done."""
-    at = {m["mark"]: m["at_s"] for m in marks}
+    at = {m.name: m.at_s for m in marks}
     store = streams.probe.result.probe if streams.probe.result else None
     if store is None:
         return []
@@ -137,7 +136,7 @@ def probe_marks(streams: RunStreams, marks: list[dict], pair: Pair) -> list[dict
     if fault is not None:
         first = next((r for r in ok if r.start > fault and r.served_by == pair.slave), None)
         if first:
-            out.append(_mark("first-success-new", first.start, streams, f"{pair.slave} answers"))
+            out.append(Mark.at("first-success-new", first.start, streams.wall0, f"{pair.slave} answers"))
     if recovery is not None:
         # Failback is done at the first success of the master after the failback outage (or at
         # once, when there was none).
@@ -145,9 +144,6 @@ def probe_marks(streams: RunStreams, marks: list[dict], pair: Pair) -> list[dict
         after = failed[0] if failed else recovery
         first = next((r for r in ok if r.start > after and r.served_by == pair.master), None)
         if first:
-            out.append(_mark("failback-done", first.start, streams, f"{pair.master} answers again"))
+            out.append(Mark.at("failback-done", first.start, streams.wall0, f"{pair.master} answers again"))
     return out
 
-
-def _mark(name: str, at_s: float, streams: RunStreams, detail: str) -> dict:
-    return {"mark": name, "at_s": round(at_s, 4), "wall": round(streams.wall0 + at_s, 4), "detail": detail}

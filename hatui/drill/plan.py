@@ -3,24 +3,55 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from operator import attrgetter
 
 from hatui.config import FAULTS, STACKS, Lab
 from hatui.errors import UsageError
 
 # The failback phase needs room after the recovery: heartbeat takes 1-2 s to start moving the
-# VIP back and about 1 s more to finish (lab-recipe.md section 6.2).
+# VIP back and about 1 s more to finish.
 MIN_FAILBACK_WINDOW_S = 4.0
 # A graceful `heartbeat stop` takes about 3 s to return; the fault must come before recovery by more.
 MIN_FAULT_TO_RECOVERY_S = 4.0
 
 
-@dataclass
-class PlannedRun:
-    run_id: str
+@dataclass(frozen=True, slots=True)
+class RunKey:
+    """Which run of a drill. `run_id` names it in journals on disk, so its format is fixed."""
+
     stack: str
     pair: str
     rate: float
     repetition: int
+
+    @property
+    def run_id(self) -> str:
+        return f"{self.stack}/{self.pair}/rate{self.rate:g}/rep{self.repetition}"
+
+    def to_dict(self) -> dict:
+        """The flat fields journal entries and results.json start with."""
+        return {"run_id": self.run_id, "stack": self.stack, "pair": self.pair, "rate": self.rate,
+                "repetition": self.repetition}
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "RunKey":
+        return cls(data["stack"], data["pair"], data["rate"], data["repetition"])
+
+
+class KeyedRun:
+    """A run's identity read through its `key` (planned runs, results, run-started events)."""
+
+    key: RunKey
+    run_id = property(attrgetter("key.run_id"))
+    stack = property(attrgetter("key.stack"))
+    pair = property(attrgetter("key.pair"))
+    rate = property(attrgetter("key.rate"))
+    repetition = property(attrgetter("key.repetition"))
+
+
+@dataclass
+class PlannedRun(KeyedRun):
+    key: RunKey
     connections: int
     fault: str
     fault_target: str
@@ -96,9 +127,8 @@ def make_plan(lab: Lab, *, stacks: list[str] | None = None, rates: list[float] |
                         f"fault at {fault_at:g} s and recovery at {recover_at:g} s (need {MIN_FAULT_TO_RECOVERY_S:g} s "
                         f"between them and {MIN_FAILBACK_WINDOW_S:g} s after); use more connections (--conns)")
                 runs.append(PlannedRun(
-                    run_id=f"{pair.stack}/{pair.name}/rate{rate:g}/rep{rep}", stack=pair.stack, pair=pair.name,
-                    rate=rate, repetition=rep, connections=conns, fault=fault, fault_target=lab.drill.fault_target,
-                    fault_at_s=fault_at, recover_at_s=recover_at))
+                    RunKey(pair.stack, pair.name, rate, rep), connections=conns, fault=fault,
+                    fault_target=lab.drill.fault_target, fault_at_s=fault_at, recover_at_s=recover_at))
     return DrillPlan(runs=runs, uri=lab.load.uri, timeout_s=lab.load.timeout_s,
                      probe_interval_ms=lab.load.probe_interval_ms, engine=lab.load.engine,
                      settle_s=lab.drill.settle_s, recovery_timeout_s=lab.drill.recovery_timeout_s,

@@ -12,8 +12,33 @@ import statistics
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from hatui.drill.plan import KeyedRun, RunKey
+
 PHASES = ("failover", "failback")
-from hatui.load.records import ERROR_CLASSES  # noqa: E402 - the load engine's classes, in its order
+
+
+@dataclass(frozen=True, slots=True)
+class Mark:
+    """A point of a run's timeline: fault-sent, peer-dead, vip-moved, first-success-new,
+    recovery-sent, failback-done. `at_s` is seconds from the run's load start, `wall` the same
+    instant on the wall clock."""
+
+    name: str
+    at_s: float
+    wall: float
+    detail: str = ""
+
+    @classmethod
+    def at(cls, name: str, at_s: float, wall0: float, detail: str = "") -> "Mark":
+        """The mark `at_s` seconds after a load that started at `wall0` (rounded as journals keep it)."""
+        return cls(name, round(at_s, 4), round(wall0 + at_s, 4), detail)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"mark": self.name, "at_s": self.at_s, "wall": self.wall, "detail": self.detail}
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "Mark":
+        return cls(data["mark"], data["at_s"], data["wall"], data.get("detail", ""))
 
 
 @dataclass
@@ -48,19 +73,15 @@ class PhaseResult:
 
 
 @dataclass
-class RunResult:
-    run_id: str
-    stack: str
-    pair: str
-    rate: float
-    repetition: int
+class RunResult(KeyedRun):
+    key: RunKey
     connections: int
     fault: str
     started_wall: float
     status: str  # ok | failed | halted
     phases: dict[str, PhaseResult]
     total: PhaseResult | None
-    timeline: list[dict[str, Any]]  # {"mark", "at_s", "wall", "detail"}
+    timeline: list[Mark]
     per_second: list[dict[str, Any]]  # {"t", "attempted", "success", "errors": {...}}
     valid: bool = True
     invalid_reasons: list[str] = field(default_factory=list)
@@ -81,13 +102,17 @@ class RunResult:
 
     def to_dict(self) -> dict:
         data = asdict(self)
+        del data["key"]
         data["phases"] = {k: v.to_dict() for k, v in self.phases.items()}
         data["total"] = self.total.to_dict() if self.total else None
-        return data
+        data["timeline"] = [m.to_dict() for m in self.timeline]
+        return {**self.key.to_dict(), **data}
 
     @classmethod
     def from_dict(cls, data: dict) -> "RunResult":
         known = {k: data[k] for k in cls.__dataclass_fields__ if k in data}
+        known["key"] = RunKey.from_dict(data)
+        known["timeline"] = [Mark.from_dict(m) for m in data["timeline"]]
         known["phases"] = {k: PhaseResult.from_dict(v) for k, v in (data.get("phases") or {}).items()}
         known["total"] = PhaseResult.from_dict(data["total"]) if data.get("total") else None
         return cls(**known)

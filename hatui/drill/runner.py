@@ -15,11 +15,11 @@ from hatui.collectors.cluster import ClusterState, collect_state
 from hatui.collectors.severity import Severity
 from hatui.config import Lab, Pair
 from hatui.drill import measure
-from hatui.drill.events import (CommandSent, DrillFinished, DrillHalted, DrillStarted, Event, LoadProgress,
-                                PhaseChanged, RunFinished, RunSkipped, RunStarted, TimelineMark)
+from hatui.drill.events import (CommandSent, DrillFinished, DrillHalted, DrillRunFinished, DrillRunStarted,
+                                DrillStarted, Event, LoadProgress, PhaseChanged, RunSkipped, TimelineMark)
 from hatui.drill.faults import RECOVERY, execute_fault, plan_fault
 from hatui.drill.plan import DrillPlan, PlannedRun
-from hatui.drill.results import RunResult, check_thresholds
+from hatui.drill.results import Mark, RunResult, check_thresholds
 from hatui.errors import EXIT_OK, EXIT_REFUSED, EXIT_THRESHOLD, HatuiError, RefusedError
 from hatui.journal import Journal, finished_runs
 from hatui.transport import SshPool, TransportError
@@ -41,16 +41,16 @@ class DrillOutcome:
 class _Timeline:
     t0: float  # monotonic time of the load start
     wall0: float
-    marks: list[dict] = field(default_factory=list)
+    marks: list[Mark] = field(default_factory=list)
 
-    def add(self, mark: str, at: float | None = None, detail: str = "") -> dict:
+    def add(self, name: str, at: float | None = None, detail: str = "") -> Mark:
         at = time.monotonic() if at is None else at
-        entry = {"mark": mark, "at_s": round(at - self.t0, 4), "wall": round(self.wall0 + (at - self.t0), 4), "detail": detail}
-        self.marks.append(entry)
-        return entry
+        mark = Mark.at(name, at - self.t0, self.wall0, detail)
+        self.marks.append(mark)
+        return mark
 
-    def has(self, mark: str) -> bool:
-        return any(m["mark"] == mark for m in self.marks)
+    def has(self, name: str) -> bool:
+        return any(m.name == name for m in self.marks)
 
 
 def steady_problems(state: ClusterState, pair: Pair) -> list[str]:
@@ -186,9 +186,8 @@ class DrillRunner:
 
     async def _run_one(self, planned: PlannedRun, index: int, *, first: bool) -> RunResult:
         pair = self.lab.pairs[planned.pair]
-        self.emit(RunStarted(run_id=planned.run_id, stack=planned.stack, pair=planned.pair, rate=planned.rate,
-                             repetition=planned.repetition, index=index, total=len(self.plan.runs),
-                             connections=planned.connections, fault=planned.fault))
+        self.emit(DrillRunStarted(key=planned.key, index=index, total=len(self.plan.runs),
+                                  connections=planned.connections, fault=planned.fault))
         self.emit(PhaseChanged(run_id=planned.run_id, phase="preflight"))
         self.journal.write("run-started", run_id=planned.run_id, pair=planned.pair, fault=planned.fault,
                            fault_target=planned.fault_target)
@@ -202,11 +201,21 @@ class DrillRunner:
                                     + "; ".join(problems), started_wall=time.time())
         # VM snapshots (lab.toml drill.snapshot_vms): taken before a virtual run, rolled back after it.
         vm_snap = await self._vm_snapshot(planned, pair, index) if planned.stack == "virtual" and self.plan.snapshot_vms else None
+        vip = str(pair.vip_address)
+        streams, timeline, writes, error = await self._load_with_fault(planned, pair, vip)
+        result = self._measure(planned, pair, streams, timeline)
+        if error is not None:
+            result.status, result.error = "failed", error
+        return await self._finish(planned, pair, result, vm_snap=vm_snap, writes=writes, vip=vip)
+
+    async def _load_with_fault(self, planned: PlannedRun, pair: Pair, vip: str):
+        """The run's load, probe and writes, with the fault and the recovery sent on time.
+
+        Returns the streams, the timeline, the write stream (or None) and why the fault or the
+        recovery failed (None when both worked)."""
         fault = plan_fault(self.lab, pair.name, planned.fault, planned.fault_target)
         recovery = plan_fault(self.lab, pair.name, RECOVERY[planned.fault], planned.fault_target)
         peer = pair.slave if fault.host == pair.master else pair.master
-        vip = str(pair.vip_address)
-
         streams = measure.start_streams(vip, 80, self.plan.uri, rate=planned.rate, connections=planned.connections,
                                         timeout_s=self.plan.timeout_s, probe_interval_ms=self.plan.probe_interval_ms)
         timeline = _Timeline(t0=streams.t0, wall0=streams.wall0)
@@ -214,23 +223,8 @@ class DrillRunner:
         self.emit(PhaseChanged(run_id=planned.run_id, phase="failover"))
         progress = asyncio.create_task(self._report_progress(planned, streams))
         watcher = asyncio.create_task(self._watch(planned, timeline, fault.host, peer, vip))
-        fault_ok = recovery_ok = True
-        error = None
         try:
-            await self._sleep_until(streams.t0 + planned.fault_at_s)
-            if not self._stop.is_set():
-                self._mark(planned, timeline, "fault-sent", detail=f"{fault.command} on {fault.host}")
-                outcome = await execute_fault(self.lab, fault, self.pool)
-                fault_ok = outcome.ok
-                if not outcome.ok:
-                    error = f"fault {fault.action} on {fault.host} failed: {outcome.detail}"
-            await self._sleep_until(streams.t0 + planned.recover_at_s)
-            self._mark(planned, timeline, "recovery-sent", detail=f"{recovery.command} on {recovery.host}")
-            self.emit(PhaseChanged(run_id=planned.run_id, phase="failback"))
-            outcome = await execute_fault(self.lab, recovery, self.pool)
-            recovery_ok = outcome.ok
-            if not outcome.ok:
-                error = f"recovery {recovery.action} on {recovery.host} failed: {outcome.detail}"
+            error = await self._fault_then_recovery(planned, timeline, fault, recovery)
             if self._stop.is_set():
                 streams.stop()
             await streams.wait(planned.duration_s + self.plan.timeout_s + 30)
@@ -241,15 +235,40 @@ class DrillRunner:
             watcher.cancel()
             progress.cancel()
             await asyncio.gather(watcher, progress, return_exceptions=True)
+        return streams, timeline, writes, error
+
+    async def _fault_then_recovery(self, planned: PlannedRun, timeline: _Timeline, fault, recovery) -> str | None:
+        """Send the fault (unless stopped) and then the recovery at their planned times; returns
+        why the last of them failed, None when both worked."""
+        error = None
+        await self._sleep_until(timeline.t0 + planned.fault_at_s)
+        if not self._stop.is_set():
+            self._mark(planned, timeline, "fault-sent", detail=f"{fault.command} on {fault.host}")
+            outcome = await execute_fault(self.lab, fault, self.pool)
+            if not outcome.ok:
+                error = f"fault {fault.action} on {fault.host} failed: {outcome.detail}"
+        await self._sleep_until(timeline.t0 + planned.recover_at_s)
+        self._mark(planned, timeline, "recovery-sent", detail=f"{recovery.command} on {recovery.host}")
+        self.emit(PhaseChanged(run_id=planned.run_id, phase="failback"))
+        outcome = await execute_fault(self.lab, recovery, self.pool)
+        if not outcome.ok:
+            error = f"recovery {recovery.action} on {recovery.host} failed: {outcome.detail}"
+        return error
+
+    def _measure(self, planned: PlannedRun, pair: Pair, streams, timeline: _Timeline) -> RunResult:
+        """The run's figures per phase, its full timeline (with the probe's marks) and thresholds."""
         result = measure.run_result(planned, streams, timeline.marks, pair, probe_interval_ms=self.plan.probe_interval_ms)
         for mark in measure.probe_marks(streams, timeline.marks, pair):
-            if not timeline.has(mark["mark"]):
+            if not timeline.has(mark.name):
                 timeline.marks.append(mark)
-                self.emit(TimelineMark(run_id=planned.run_id, mark=mark["mark"], at_s=mark["at_s"], detail=mark["detail"]))
-        result.timeline = sorted(timeline.marks, key=lambda m: m["at_s"])
+                self.emit(TimelineMark(run_id=planned.run_id, point=mark))
+        result.timeline = sorted(timeline.marks, key=lambda m: m.at_s)
         check_thresholds(result, self.lab.thresholds)
-        if not (fault_ok and recovery_ok):
-            result.status, result.error = "failed", error
+        return result
+
+    async def _finish(self, planned: PlannedRun, pair: Pair, result: RunResult, *, vm_snap: str | None, writes,
+                      vip: str) -> RunResult:
+        """After the load: roll the VMs back, let the cluster settle (else halt), check the writes, journal the run."""
         if vm_snap is not None:  # VM snapshots: roll back (the VMs start again), then settle as usual
             rollback_error = await self._vm_rollback(planned, pair, vm_snap)
             if rollback_error:
@@ -262,7 +281,7 @@ class DrillRunner:
         if writes is not None:
             await self._verify_writes(result, writes, vip)
         self.journal.write("run-finished", result=result.to_dict())
-        self.emit(RunFinished(run_id=planned.run_id, result=result))
+        self.emit(DrillRunFinished(run_id=planned.run_id, result=result))
         self.emit(PhaseChanged(run_id=planned.run_id, phase="done"))
         return result
 
@@ -271,7 +290,7 @@ class DrillRunner:
     def _start_writes(self, planned: PlannedRun, vip: str):
         if self.plan.write_ratio <= 0:
             return None
-        from hatui.drill.dataloss import WriteStream
+        from hatui.load.writes import WriteStream
 
         count = max(1, round(planned.connections * self.plan.write_ratio))
         return WriteStream(vip, rate=planned.rate * self.plan.write_ratio, count=count, timeout_s=2.0,
@@ -279,7 +298,7 @@ class DrillRunner:
 
     async def _verify_writes(self, result: RunResult, writes, vip: str) -> None:
         """Read every acknowledged write back from the current primary (after the cluster settled)."""
-        from hatui.drill.dataloss import verify
+        from hatui.load.writes import verify
 
         done = await writes.wait(timeout_s=30)
         acked = done.acked
@@ -341,21 +360,19 @@ class DrillRunner:
         problems = await self._wait_steady(pair, settle_s=0, timeout_s=min(15.0, self.plan.recovery_timeout_s))
         left = "steady again after recovery attempts" if not problems else "; ".join(problems)
         if result is None:
-            result = RunResult(run_id=planned.run_id, stack=planned.stack, pair=planned.pair, rate=planned.rate,
-                               repetition=planned.repetition, connections=planned.connections, fault=planned.fault,
+            result = RunResult(key=planned.key, connections=planned.connections, fault=planned.fault,
                                started_wall=started_wall or time.time(), status="halted", phases={}, total=None,
                                timeline=[], per_second=[])
         result.status = "halted"
         result.error = f"{reason} (recovery tried: {'; '.join(attempts)}; cluster left: {left})"
         self.journal.write("run-finished", result=result.to_dict())
         self.journal.write("drill-halted", run_id=planned.run_id, reason=reason, cluster_left=left)
-        self.emit(RunFinished(run_id=planned.run_id, result=result))
+        self.emit(DrillRunFinished(run_id=planned.run_id, result=result))
         self.emit(DrillHalted(run_id=planned.run_id, reason=reason, cluster_left=left))
         return result
 
-    def _mark(self, planned: PlannedRun, timeline: _Timeline, mark: str, at: float | None = None, detail: str = "") -> None:
-        entry = timeline.add(mark, at, detail)
-        self.emit(TimelineMark(run_id=planned.run_id, mark=mark, at_s=entry["at_s"], detail=detail))
+    def _mark(self, planned: PlannedRun, timeline: _Timeline, name: str, at: float | None = None, detail: str = "") -> None:
+        self.emit(TimelineMark(run_id=planned.run_id, point=timeline.add(name, at, detail)))
 
     async def _sleep_until(self, deadline: float) -> None:
         while not self._stop.is_set():

@@ -10,7 +10,7 @@ Core code: no Textual here. Entry points:
 """
 
 from hatui.load.engine import LoadRun, default_max_inflight, new_event_loop, run_load
-from hatui.load.events import (Counters, LoadEvent, OutageEnded, OutageStarted, RunFinished, RunStarted,
+from hatui.load.events import (Counters, LoadEvent, LoadFinished, LoadStarted, OutageEnded, OutageStarted,
                                ServedByChanged, StreamCounters, Tick)
 from hatui.load.httperf import (HttperfParseError, HttperfReport, HttperfRun, httperf_args, parse_httperf,
                                 report_to_summary)
@@ -18,7 +18,7 @@ from hatui.load.records import (CLIENT_RESOURCE_CLASSES, ERROR_CLASSES, Outcome,
                                 error_class, write_records)
 from hatui.load.spec import (MAX_CONNECTIONS, MAX_DURATION_S, LoadLimitError, LoadSpec, LoadSpecError, ProbeSpec,
                              ServedBy, Target, parse_url, resolve)
-from hatui.load.summary import (LoadSummary, Outage, RunResult, SecondBucket, Stats, StreamSummary, find_outages,
+from hatui.load.summary import (LoadRecording, LoadSummary, Outage, SecondBucket, Stats, StreamSummary, find_outages,
                                 stream_summary, summarize)
 from hatui.load.workers import ShardedRun
 
@@ -39,12 +39,12 @@ def make_run(spec: LoadSpec, *, engine: str = "builtin", probe: ProbeSpec | None
 
 
 __all__ = [
-    "CLIENT_RESOURCE_CLASSES", "ENGINES", "ERROR_CLASSES", "MAX_CONNECTIONS", "MAX_DURATION_S", "Counters",
-    "HttperfParseError", "HttperfReport", "HttperfRun", "LoadEvent", "LoadLimitError", "LoadRun", "LoadSpec",
-    "LoadSpecError", "LoadSummary", "Outage", "OutageEnded", "OutageStarted", "Outcome", "ProbeSpec", "Record",
-    "RecordStore", "RunFinished", "RunResult", "RunStarted", "SecondBucket", "ServedBy", "ServedByChanged",
-    "ShardedRun", "Stats",
-    "StreamCounters", "StreamSummary", "Target", "Tick", "default_max_inflight", "error_class", "find_outages",
-    "httperf_args", "make_run", "new_event_loop", "parse_httperf", "parse_url", "report_to_summary", "resolve",
-    "run_load", "stream_summary", "summarize", "write_records",
+    "CLIENT_RESOURCE_CLASSES", "Counters", "ENGINES", "ERROR_CLASSES", "HttperfParseError", "HttperfReport",
+    "HttperfRun", "LoadEvent", "LoadFinished", "LoadLimitError", "LoadRecording", "LoadRun", "LoadSpec",
+    "LoadSpecError", "LoadStarted", "LoadSummary", "MAX_CONNECTIONS", "MAX_DURATION_S", "Outage", "OutageEnded",
+    "OutageStarted", "Outcome", "ProbeSpec", "Record", "RecordStore", "SecondBucket", "ServedBy",
+    "ServedByChanged", "ShardedRun", "Stats", "StreamCounters", "StreamSummary", "Target", "Tick",
+    "default_max_inflight", "error_class", "find_outages", "httperf_args", "make_run", "new_event_loop",
+    "parse_httperf", "parse_url", "report_to_summary", "resolve", "run_load", "stream_summary", "summarize",
+    "write_records",
 ]

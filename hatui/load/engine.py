@@ -32,12 +32,12 @@ import struct
 import sys
 import time
 
-from hatui.load.events import (Counters, EventHub, EventSource, Listener, LoadEvent, OutageEnded, OutageStarted,
-                               RunFinished, RunStarted, ServedByChanged, StreamCounters, Tick)
+from hatui.load.events import (Counters, EventHub, EventSource, Listener, LoadEvent, LoadFinished, LoadStarted,
+                               OutageEnded, OutageStarted, ServedByChanged, StreamCounters, Tick)
 from hatui.load.records import ERROR_CLASSES, Outcome, RecordStore, error_class, outcome_of_errno
 from hatui.load.spec import (MAX_DURATION_S, LoadSpec, LoadSpecError, ProbeSpec, ServedBy, build_request,
                              parse_url, resolve)
-from hatui.load.summary import LoadSummary, RunResult, summarize
+from hatui.load.summary import LoadRecording, LoadSummary, summarize
 
 _monotonic = time.monotonic
 _socket = socket.SocketType  # the C type: no Python-level __init__/close on the hot path
@@ -198,8 +198,8 @@ class LoadRun(EventSource):
       `stop(abort=True)` also cuts them (recorded as aborted, not counted). The summary covers
       what ran either way. Cancelling the task running `run()` aborts the same way.
     - `counters` is a snapshot at any time; `add_listener(fn)` / `events()` give live events
-      (`RunStarted`, `Tick` each second, `OutageStarted`/`OutageEnded`, `ServedByChanged`,
-      `RunFinished`).
+      (`LoadStarted`, `Tick` each second, `OutageStarted`/`OutageEnded`, `ServedByChanged`,
+      `LoadFinished`).
     - `spec=None` runs the probe stream alone (`probe.duration` s, or until `stop()`).
     """
 
@@ -250,7 +250,7 @@ class LoadRun(EventSource):
         self._done_fut: asyncio.Future | None = None
         self._stopped_early = False
         self._notes: list[str] = []
-        self.result: RunResult | None = None
+        self.result: LoadRecording | None = None
         self.summary: LoadSummary | None = None
         # live outage tracking on the "watch" stream (probe if any, else load)
         self._watch: _Stream | None = None
@@ -297,16 +297,39 @@ class LoadRun(EventSource):
         if self._state != "new":
             raise RuntimeError("a LoadRun runs once")
         loop = self._loop = asyncio.get_running_loop()
+        await self._resolve(loop)
+        if self._start_at is not None:  # before any resource is taken: a cancel here leaves nothing
+            wait = self._start_at - _monotonic()
+            if wait > 0:
+                await asyncio.sleep(min(wait, 60.0))
+        self._make_streams()
+        self._open_poller()
+        cpu0 = self._start(loop)
+        cancelled = False
+        try:
+            await self._done_fut
+        except asyncio.CancelledError:
+            cancelled = True
+            self._stopped_early = self._stopped_early or any(st.next < st.limit for st in self._streams
+                                                             if st is self._load)
+            self._notes.append("the run was cancelled; in-flight connections were aborted")
+        finally:
+            self._teardown()
+            self._record_result(cpu0)
+        if cancelled:
+            raise asyncio.CancelledError
+        return self.summary
+
+    async def _resolve(self, loop: asyncio.AbstractEventLoop) -> None:
         if self._address is None:
             if self.target.is_ip:
                 self._address = resolve(self.target)  # numeric: no lookup
             else:
                 self._address = await loop.run_in_executor(None, resolve, self.target)
         self._family, self._addr = self._address
-        if self._start_at is not None:  # before any resource is taken: a cancel here leaves nothing
-            wait = self._start_at - _monotonic()
-            if wait > 0:
-                await asyncio.sleep(min(wait, 60.0))
+
+    def _make_streams(self) -> None:
+        """The load stream (this shard's part of it) and the probe stream, as the specs ask."""
         spec, probe = self.spec, self.probe_spec
         request = build_request(self.target)
         if spec is not None and spec.num_conns > 0:
@@ -327,6 +350,9 @@ class LoadRun(EventSource):
         self._max_open = (spec.max_inflight if spec and spec.max_inflight else default_max_inflight())
         sb = spec.served_by if spec is not None else ServedBy()
         self._sb_header, self._sb_rx = sb.compiled() if sb is not None else (None, None)
+
+    def _open_poller(self) -> None:
+        """The poller, and kernel receive timestamps when the platform has them."""
         self._epoll = _HAVE_EPOLL
         self._poller = select.epoll() if _HAVE_EPOLL else _SelectorPoller()
         self._kts = _SO_TIMESTAMPNS is not None and _ANC_SIZE > 0
@@ -340,6 +366,9 @@ class LoadRun(EventSource):
                 if self._kts_keeper is not None:
                     self._kts_keeper.close()
                     self._kts_keeper = None
+
+    def _start(self, loop: asyncio.AbstractEventLoop) -> tuple[float, float]:
+        """Start the clock and the timers; returns the process's CPU times at the start."""
         self._reader_on = False
         self._set_reader(True)
         self._done_fut = loop.create_future()
@@ -349,40 +378,31 @@ class LoadRun(EventSource):
         self._rt0 = self._t0_wall
         self._state = "running"
         self._prev = self.counters
-        self._hub.emit(RunStarted(self._t0, self._t0_wall, self.engine))
+        self._hub.emit(LoadStarted(self._t0, self._t0_wall, self.engine))
         self._tick_handle = loop.call_soon(self._tick)
         self._sec_handle = loop.call_later(1.0, self._second)
         self._hard_handle = loop.call_later(self._hard_bound(), self._hard_stop)
         if self._stop_requested is not None:
             self.stop(self._stop_requested)
-        cancelled = False
+        return cpu0
+
+    def _record_result(self, cpu0: tuple[float, float]) -> None:
+        """Keep what the run recorded, summarize it, tell the listeners and end their iterators."""
+        cpu1 = _cpu_times()
+        wall = _monotonic() - self._t0
+        self._state = "done"
+        self.result = LoadRecording(
+            engine=self.engine, spec=self.spec, probe_spec=self.probe_spec,
+            load=self._load.store if self._load else None, probe=self._probe.store if self._probe else None,
+            t0_monotonic=self._t0, t0_wall=self._t0_wall, wall_duration=wall,
+            cpu_user_s=cpu1[0] - cpu0[0], cpu_system_s=cpu1[1] - cpu0[1],
+            stopped=self._stopped_early, max_inflight=self._max_seen, notes=self._notes,
+            url=self.target.url, host_header=self.target.host_header)
         try:
-            await self._done_fut
-        except asyncio.CancelledError:
-            cancelled = True
-            self._stopped_early = self._stopped_early or any(st.next < st.limit for st in self._streams
-                                                             if st is self._load)
-            self._notes.append("the run was cancelled; in-flight connections were aborted")
+            self.summary = summarize(self.result)
+            self._hub.emit(LoadFinished(self.summary))
         finally:
-            self._teardown()
-            cpu1 = _cpu_times()
-            wall = _monotonic() - self._t0
-            self._state = "done"
-            self.result = RunResult(
-                engine=self.engine, spec=spec, probe_spec=probe,
-                load=self._load.store if self._load else None, probe=self._probe.store if self._probe else None,
-                t0_monotonic=self._t0, t0_wall=self._t0_wall, wall_duration=wall,
-                cpu_user_s=cpu1[0] - cpu0[0], cpu_system_s=cpu1[1] - cpu0[1],
-                stopped=self._stopped_early, max_inflight=self._max_seen, notes=self._notes,
-                url=self.target.url, host_header=self.target.host_header)
-            try:
-                self.summary = summarize(self.result)
-                self._hub.emit(RunFinished(self.summary))
-            finally:
-                self._hub.close()
-        if cancelled:
-            raise asyncio.CancelledError
-        return self.summary
+            self._hub.close()
 
     # -- scheduling --------------------------------------------------------------------------
 

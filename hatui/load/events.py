@@ -62,7 +62,7 @@ class LoadEvent:
 
 
 @dataclass(frozen=True, slots=True)
-class RunStarted(LoadEvent):
+class LoadStarted(LoadEvent):
     t0_monotonic: float
     t0_wall: float
     engine: str
@@ -119,7 +119,7 @@ class ServedByChanged(LoadEvent):
 
 
 @dataclass(frozen=True, slots=True)
-class RunFinished(LoadEvent):
+class LoadFinished(LoadEvent):
     summary: Any  # LoadSummary
     kind: ClassVar[str] = "finished"
 
@@ -206,5 +206,5 @@ class EventSource:
         self._hub.remove(fn)
 
     def events(self) -> AsyncIterator[LoadEvent]:
-        """Async iterator of this run's events; ends after `RunFinished`."""
+        """Async iterator of this run's events; ends after `LoadFinished`."""
         return self._hub.iterate()

@@ -74,25 +74,37 @@ def format_summary(s: LoadSummary) -> str:
         perr = sum(p.errors.values())
         out.append(f"Probe: every {p.interval * 1000:g} ms, {p.requests} probes, {p.success} ok, {perr} errors"
                    + (" (" + " ".join(f"{k} {v}" for k, v in p.errors.items() if v) + ")" if perr else ""))
-    if s.outages is None:
-        out.append("Outages: not measured (no records: run the probe stream with --probe-interval)")
-    else:
-        res = f"resolution {s.resolution_s * 1000:g} ms" if s.resolution_s else ""
-        total = s.downtime_s or 0.0
-        out.append(f"Outages ({s.outage_stream} stream, {res}): "
-                   + ("none" if not s.outages else f"{len(s.outages)}, downtime {total * 1000:.0f} ms"))
-        for n, o in enumerate(s.outages[:50], 1):
-            errs = " ".join(f"{k} {v}" for k, v in sorted(o.errors_by_class.items()))
-            extra = f", load errors {o.load_errors}" if o.load_errors is not None else ""
-            who = ""
-            if o.served_by_before or o.served_by_after:
-                who = f", served by {o.served_by_before or '?'} -> {o.served_by_after or '?'}"
-            bound = " (at least: the run started or ended inside it)" if o.open else ""
-            out.append(f"  #{n} {_t(o.start)} -> {_t(o.end)}: {o.duration * 1000:.0f} ms{bound} "
-                       f"({o.errors} errors: {errs}{extra}){who}")
-        if len(s.outages) > 50:
-            out.append(f"  ... {len(s.outages) - 50} more (see --json)")
+    out += _outage_lines(s)
     out.append("")
+    out += _verdict_lines(s)
+    return "\n".join(out) + "\n"
+
+
+def _outage_lines(s: LoadSummary) -> list[str]:
+    """The outages, each with its span, errors and who served before and after."""
+    if s.outages is None:
+        return ["Outages: not measured (no records: run the probe stream with --probe-interval)"]
+    res = f"resolution {s.resolution_s * 1000:g} ms" if s.resolution_s else ""
+    total = s.downtime_s or 0.0
+    out = [f"Outages ({s.outage_stream} stream, {res}): "
+           + ("none" if not s.outages else f"{len(s.outages)}, downtime {total * 1000:.0f} ms")]
+    for n, o in enumerate(s.outages[:50], 1):
+        errs = " ".join(f"{k} {v}" for k, v in sorted(o.errors_by_class.items()))
+        extra = f", load errors {o.load_errors}" if o.load_errors is not None else ""
+        who = ""
+        if o.served_by_before or o.served_by_after:
+            who = f", served by {o.served_by_before or '?'} -> {o.served_by_after or '?'}"
+        bound = " (at least: the run started or ended inside it)" if o.open else ""
+        out.append(f"  #{n} {_t(o.start)} -> {_t(o.end)}: {o.duration * 1000:.0f} ms{bound} "
+                   f"({o.errors} errors: {errs}{extra}){who}")
+    if len(s.outages) > 50:
+        out.append(f"  ... {len(s.outages) - 50} more (see --json)")
+    return out
+
+
+def _verdict_lines(s: LoadSummary) -> list[str]:
+    """Valid or not (and why), and the notes."""
+    out: list[str] = []
     if s.valid:
         out.append("Result: VALID")
     else:
@@ -103,7 +115,7 @@ def format_summary(s: LoadSummary) -> str:
         out.append("Note: stopped before all planned connections were launched; figures cover what ran")
     for n in s.notes:
         out.append(f"Note: {n}")
-    return "\n".join(out) + "\n"
+    return out
 
 
 def format_progress(c: Counters) -> str:

@@ -25,10 +25,10 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from hatui.errors import HatuiError
-from hatui.load.events import Counters, EventHub, EventSource, Listener, RunFinished, RunStarted, Tick
+from hatui.load.events import Counters, EventHub, EventSource, Listener, LoadFinished, LoadStarted, Tick
 from hatui.load.records import ERROR_CLASSES
 from hatui.load.spec import LoadSpec, LoadSpecError, ProbeSpec, resolve
-from hatui.load.summary import STATUS_CLASSES, LoadSummary, RunResult, Stats, _judge, find_outages, stream_summary
+from hatui.load.summary import STATUS_CLASSES, LoadRecording, LoadSummary, Stats, _judge, find_outages, stream_summary
 
 HTTPERF = "httperf"
 HTTPERF_ERROR_NAMES = ("total", "client-timo", "socket-timo", "connrefused", "connreset", "fd-unavail",
@@ -117,71 +117,84 @@ def parse_httperf(text: str) -> HttperfReport:
         raise HttperfParseError(f"no 'Total:' line in httperf output (first line: {first[:120]!r})")
     if len(totals) > 1:
         raise HttperfParseError("more than one httperf report in the output")
-    m = _RE_TOTAL.match(totals[0].strip())
+    rep = _read_totals(totals[0].strip())
+    for raw in lines:
+        _read_line(rep, raw.strip())
+    _check_consistent(rep)
+    return rep
+
+
+def _read_totals(line: str) -> HttperfReport:
+    m = _RE_TOTAL.match(line)
     if not m:
-        raise HttperfParseError(f"garbled 'Total:' line: {totals[0].strip()[:200]!r}")
+        raise HttperfParseError(f"garbled 'Total:' line: {line[:200]!r}")
     duration = _num(m.group(4))
     if not math.isfinite(duration) or duration < 0:
         raise HttperfParseError(f"bad test-duration {m.group(4)!r}")
-    rep = HttperfReport(connections=int(m.group(1)), requests=int(m.group(2)), replies=int(m.group(3)),
-                        test_duration=duration)
-    for raw in lines:
-        line = raw.strip()
-        if line.startswith("httperf ") and "--" in line:
-            rep.command = line
-        elif line.startswith("httperf:") or line.startswith("httperf."):
-            rep.warnings.append(line)
-        elif line.startswith("Connection rate:"):
-            mm = _RE_RATE.match(line)
-            if not mm:
-                raise HttperfParseError(f"garbled line: {line!r}")
-            rep.conn_rate, rep.conn_period_ms = _num(mm.group(1)), _num(mm.group(2))
-            rep.max_concurrent = int(mm.group(3))
-        elif line.startswith("Connection time [ms]:"):
-            d = _pairs(line.split(":", 1)[1], line)
-            if set(d) == {"connect"}:
-                rep.connect_ms = d["connect"]
-            elif set(d) <= {"min", "avg", "max", "median", "stddev"}:
-                rep.conn_time_ms.update(d)
-            else:
-                raise HttperfParseError(f"unknown fields in line: {line!r}")
-        elif line.startswith("Reply rate [replies/s]:"):
-            rest = line.split(":", 1)[1]
-            ms = _RE_SAMPLES.search(rest)
-            if ms:
-                rest = rest[:ms.start()]
-            d = _pairs(rest, line)
-            if ms:
-                d["samples"] = float(ms.group(1))
-            rep.reply_rate = d
-        elif line.startswith("Reply time [ms]:"):
-            d = _pairs(line.split(":", 1)[1], line)
-            rep.response_ms, rep.transfer_ms = d.get("response"), d.get("transfer")
-        elif line.startswith("Reply status:"):
-            mm = _RE_STATUS.match(line)
-            if not mm:
-                raise HttperfParseError(f"garbled line: {line!r}")
-            status = dict.fromkeys(STATUS_CLASSES, 0)
-            for tok in mm.group(1).split():
-                k, v = tok.split("=")
-                status[k] = int(v)
-            rep.status = status
-        elif line.startswith("CPU time [s]:"):
-            mm = _RE_CPU.match(line)
-            if not mm:
-                raise HttperfParseError(f"garbled line: {line!r}")
-            rep.cpu_user_s, rep.cpu_system_s = _num(mm.group(1)), _num(mm.group(2))
-            if mm.group(5) is not None:
-                rep.cpu_total_pct = _num(mm.group(5))
-        elif line.startswith("Errors:"):
-            d = _pairs(line.split(":", 1)[1], line)
-            unknown = set(d) - set(HTTPERF_ERROR_NAMES)
-            if unknown:
-                raise HttperfParseError(f"unknown error classes {sorted(unknown)} in line: {line!r}")
-            rep.errors = rep.errors or {}
-            for k, v in d.items():
-                rep.errors[k] = _count(v, k)
-    # consistency: a report that contradicts itself is garbled, not a result
+    return HttperfReport(connections=int(m.group(1)), requests=int(m.group(2)), replies=int(m.group(3)),
+                         test_duration=duration)
+
+
+def _read_line(rep: HttperfReport, line: str) -> None:
+    """One line of the report into `rep` (lines it does not know are left alone)."""
+    if line.startswith("httperf ") and "--" in line:
+        rep.command = line
+    elif line.startswith("httperf:") or line.startswith("httperf."):
+        rep.warnings.append(line)
+    elif line.startswith("Connection rate:"):
+        mm = _RE_RATE.match(line)
+        if not mm:
+            raise HttperfParseError(f"garbled line: {line!r}")
+        rep.conn_rate, rep.conn_period_ms = _num(mm.group(1)), _num(mm.group(2))
+        rep.max_concurrent = int(mm.group(3))
+    elif line.startswith("Connection time [ms]:"):
+        d = _pairs(line.split(":", 1)[1], line)
+        if set(d) == {"connect"}:
+            rep.connect_ms = d["connect"]
+        elif set(d) <= {"min", "avg", "max", "median", "stddev"}:
+            rep.conn_time_ms.update(d)
+        else:
+            raise HttperfParseError(f"unknown fields in line: {line!r}")
+    elif line.startswith("Reply rate [replies/s]:"):
+        rest = line.split(":", 1)[1]
+        ms = _RE_SAMPLES.search(rest)
+        if ms:
+            rest = rest[:ms.start()]
+        d = _pairs(rest, line)
+        if ms:
+            d["samples"] = float(ms.group(1))
+        rep.reply_rate = d
+    elif line.startswith("Reply time [ms]:"):
+        d = _pairs(line.split(":", 1)[1], line)
+        rep.response_ms, rep.transfer_ms = d.get("response"), d.get("transfer")
+    elif line.startswith("Reply status:"):
+        mm = _RE_STATUS.match(line)
+        if not mm:
+            raise HttperfParseError(f"garbled line: {line!r}")
+        status = dict.fromkeys(STATUS_CLASSES, 0)
+        for tok in mm.group(1).split():
+            k, v = tok.split("=")
+            status[k] = int(v)
+        rep.status = status
+    elif line.startswith("CPU time [s]:"):
+        mm = _RE_CPU.match(line)
+        if not mm:
+            raise HttperfParseError(f"garbled line: {line!r}")
+        rep.cpu_user_s, rep.cpu_system_s = _num(mm.group(1)), _num(mm.group(2))
+        if mm.group(5) is not None:
+            rep.cpu_total_pct = _num(mm.group(5))
+    elif line.startswith("Errors:"):
+        d = _pairs(line.split(":", 1)[1], line)
+        unknown = set(d) - set(HTTPERF_ERROR_NAMES)
+        if unknown:
+            raise HttperfParseError(f"unknown error classes {sorted(unknown)} in line: {line!r}")
+        rep.errors = rep.errors or {}
+        for k, v in d.items():
+            rep.errors[k] = _count(v, k)
+
+
+def _check_consistent(rep: HttperfReport) -> None:
+    """A report that contradicts itself is garbled, not a result."""
     if rep.replies > rep.requests or rep.requests > rep.connections:
         raise HttperfParseError(f"inconsistent totals: connections {rep.connections} requests {rep.requests} "
                                 f"replies {rep.replies}")
@@ -192,7 +205,6 @@ def parse_httperf(text: str) -> HttperfReport:
         classes = sum(v for k, v in rep.errors.items() if k != "total")
         if "total" in rep.errors and classes > rep.errors["total"]:
             raise HttperfParseError(f"error classes add up to {classes}, more than the total {rep.errors['total']}")
-    return rep
 
 
 def report_to_summary(rep: HttperfReport, spec: LoadSpec, *, judge: bool = True, stopped: bool = False) -> LoadSummary:
@@ -299,7 +311,7 @@ class HttperfRun(EventSource):
         self._t0 = 0.0
         self.raw_output = ""
         self.raw_stderr = ""
-        self.result: RunResult | None = None
+        self.result: LoadRecording | None = None
         self.summary: LoadSummary | None = None
 
     @property
@@ -336,39 +348,17 @@ class HttperfRun(EventSource):
             self._address = await loop.run_in_executor(None, resolve, self.target)
         server = self._address[1][0]
         args = httperf_args(self.spec, server=server, hog=self.hog, httperf=exe)
-        from hatui.load.engine import LoadRun
-
-        probe_task = None
-        if self.probe_spec is not None:
-            self._probe_run = LoadRun(None, probe=self.probe_spec, url=self.target.url,
-                                      host_header=self.spec.host_header, address=self._address)
-            probe_task = asyncio.ensure_future(self._probe_run.run())
-            await asyncio.sleep(0)
+        probe_task = await self._start_probe()
         cpu0 = os.times()
         self._t0 = time.monotonic()
         t0_wall = time.time()
         self._state = "running"
-        self._hub.emit(RunStarted(self._t0, t0_wall, self.engine))
+        self._hub.emit(LoadStarted(self._t0, t0_wall, self.engine))
         ticker = asyncio.ensure_future(self._ticks())
         out = err = b""
         notes: list[str] = []
-        summary: LoadSummary | None = None
         try:
-            self._proc = await asyncio.create_subprocess_exec(
-                *args, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-                stdin=asyncio.subprocess.DEVNULL, start_new_session=True)
-            if self._stop_requested is not None:
-                self.stop(self._stop_requested)
-            bound = self.spec.planned_duration + self.spec.timeout + 10.0 + 0.1 * self.spec.planned_duration
-            comm = asyncio.ensure_future(self._proc.communicate())
-            done, _ = await asyncio.wait({comm}, timeout=bound)
-            if not done:
-                notes.append("httperf overran its time bound and was interrupted")
-                self.stop()
-                done, _ = await asyncio.wait({comm}, timeout=5.0)
-                if not done:
-                    self.stop(abort=True)
-            out, err = await comm
+            out, err = await self._run_httperf(args, notes)
         except asyncio.CancelledError:
             if self._proc is not None and self._proc.returncode is None:
                 self._proc.kill()
@@ -386,23 +376,59 @@ class HttperfRun(EventSource):
             self._state = "done"
         self.raw_output = out.decode("utf-8", "replace")
         self.raw_stderr = err.decode("utf-8", "replace")
-        rc = self._proc.returncode if self._proc else None
+        summary = self._summarize(cpu0, notes)
+        pr = self._probe_run
+        self.result = LoadRecording(engine="httperf", spec=self.spec, url=self.target.url,
+                                    host_header=self.target.host_header, probe_spec=self.probe_spec, load=None,
+                                    probe=pr.result.probe if pr is not None and pr.result else None,
+                                    t0_monotonic=self._t0, t0_wall=t0_wall, wall_duration=wall,
+                                    cpu_user_s=summary.cpu_user_s, cpu_system_s=summary.cpu_system_s,
+                                    stopped=self._stopped, max_inflight=summary.max_inflight or 0, notes=notes,
+                                    summary=summary)
+        self.summary = summary
+        self._hub.emit(LoadFinished(summary))
+        self._hub.close()
+        return summary
+
+    async def _start_probe(self) -> asyncio.Future | None:
+        """The probe stream runs in this process (httperf has none); it starts first."""
+        if self.probe_spec is None:
+            return None
+        from hatui.load.engine import LoadRun
+
+        self._probe_run = LoadRun(None, probe=self.probe_spec, url=self.target.url,
+                                  host_header=self.spec.host_header, address=self._address)
+        probe_task = asyncio.ensure_future(self._probe_run.run())
+        await asyncio.sleep(0)
+        return probe_task
+
+    async def _run_httperf(self, args: list[str], notes: list[str]) -> tuple[bytes, bytes]:
+        """httperf's stdout and stderr; past its time bound it is interrupted, then killed."""
+        self._proc = await asyncio.create_subprocess_exec(
+            *args, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+            stdin=asyncio.subprocess.DEVNULL, start_new_session=True)
+        if self._stop_requested is not None:
+            self.stop(self._stop_requested)
+        bound = self.spec.planned_duration + self.spec.timeout + 10.0 + 0.1 * self.spec.planned_duration
+        comm = asyncio.ensure_future(self._proc.communicate())
+        done, _ = await asyncio.wait({comm}, timeout=bound)
+        if not done:
+            notes.append("httperf overran its time bound and was interrupted")
+            self.stop()
+            done, _ = await asyncio.wait({comm}, timeout=5.0)
+            if not done:
+                self.stop(abort=True)
+        return await comm
+
+    def _summarize(self, cpu0: os.times_result, notes: list[str]) -> LoadSummary:
+        """httperf's report as a summary (invalid when it could not be read), with the probe's outages."""
         try:
             rep = parse_httperf(self.raw_output)
             summary = report_to_summary(rep, self.spec, judge=False, stopped=self._stopped)
             parsed = True
         except HttperfParseError as exc:
             parsed = False
-            summary = LoadSummary(engine="httperf", url=self.target.url, host_header=self.target.host_header,
-                                  target_rate=self.spec.rate, num_conns=self.spec.num_conns, timeout=self.spec.timeout)
-            stderr_line = next((ln for ln in self.raw_stderr.splitlines()
-                                if ln.strip() and "FD_SETSIZE" not in ln), "")
-            summary.invalid_reasons.append(f"httperf output could not be read: {exc}"
-                                           + (f" (exit {rc}; stderr: {stderr_line.strip()[:200]})" if rc else ""))
-            summary.valid = False
-            cpu1 = os.times()  # children's CPU, as the report could not give it
-            summary.cpu_user_s = cpu1.children_user - cpu0.children_user
-            summary.cpu_system_s = cpu1.children_system - cpu0.children_system
+            summary = self._unreadable_summary(exc, cpu0)
         summary.stopped = self._stopped
         summary.notes.extend(notes)
         pr = self._probe_run
@@ -417,16 +443,20 @@ class HttperfRun(EventSource):
                                  f"after the probe")
         if parsed:
             _judge(summary)
-        self.result = RunResult(engine="httperf", spec=self.spec, url=self.target.url,
-                                host_header=self.target.host_header, probe_spec=self.probe_spec, load=None,
-                                probe=pr.result.probe if pr is not None and pr.result else None,
-                                t0_monotonic=self._t0, t0_wall=t0_wall, wall_duration=wall,
-                                cpu_user_s=summary.cpu_user_s, cpu_system_s=summary.cpu_system_s,
-                                stopped=self._stopped, max_inflight=summary.max_inflight or 0, notes=notes,
-                                summary=summary)
-        self.summary = summary
-        self._hub.emit(RunFinished(summary))
-        self._hub.close()
+        return summary
+
+    def _unreadable_summary(self, exc: HttperfParseError, cpu0: os.times_result) -> LoadSummary:
+        rc = self._proc.returncode if self._proc else None
+        summary = LoadSummary(engine="httperf", url=self.target.url, host_header=self.target.host_header,
+                              target_rate=self.spec.rate, num_conns=self.spec.num_conns, timeout=self.spec.timeout)
+        stderr_line = next((ln for ln in self.raw_stderr.splitlines()
+                            if ln.strip() and "FD_SETSIZE" not in ln), "")
+        summary.invalid_reasons.append(f"httperf output could not be read: {exc}"
+                                       + (f" (exit {rc}; stderr: {stderr_line.strip()[:200]})" if rc else ""))
+        summary.valid = False
+        cpu1 = os.times()  # children's CPU, as the report could not give it
+        summary.cpu_user_s = cpu1.children_user - cpu0.children_user
+        summary.cpu_system_s = cpu1.children_system - cpu0.children_system
         return summary
 
     async def _ticks(self) -> None:

@@ -1,7 +1,7 @@
 """Per-connection records of a load or probe stream, stored column-wise.
 
 One record per connection attempt. Times are seconds on the monotonic clock relative to the
-run's start (`RunResult.t0_monotonic`); a time that never happened (no connect, no byte) is
+run's start (`LoadRecording.t0_monotonic`); a time that never happened (no connect, no byte) is
 NaN in the columns and `None` in a `Record` view. Columns are `array`s, about 45 bytes per
 record, so a run of a million connections stays near 45 MB.
 """

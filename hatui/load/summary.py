@@ -1,6 +1,6 @@
 """Summaries of load runs with httperf's meanings, outages, and availability in a time window.
 
-Definitions (DESIGN.md, "Measurements"):
+Definitions:
 
 - `requests` = connections attempted; `replies` = complete HTTP responses; `success` = replies
   with status < 400; errors = requests - success, by class (httperf's classes plus http-4xx and
@@ -201,7 +201,7 @@ class LoadSummary:
 
 
 @dataclass
-class RunResult:
+class LoadRecording:
     """Everything a builtin run recorded; `summarize(result, window)` turns it into figures."""
 
     engine: str
@@ -312,7 +312,7 @@ def find_outages(store: RecordStore, window=None, *, load: RecordStore | None = 
     return out
 
 
-def summarize(result: RunResult, window: tuple[float | None, float | None] | None = None) -> LoadSummary:
+def summarize(result: LoadRecording, window: tuple[float | None, float | None] | None = None) -> LoadSummary:
     """Summary of a builtin run, or of the part of it in `window` (seconds from the run start)."""
     spec = result.spec
     if result.summary is not None and result.load is None:  # httperf: no records, only its report

@@ -23,11 +23,11 @@ import time
 from array import array
 
 from hatui.load.engine import LoadRun, _cpu_times, new_event_loop
-from hatui.load.events import (Counters, EventHub, EventSource, Listener, LoadEvent, OutageEnded, OutageStarted, RunFinished,
-                               RunStarted, ServedByChanged, StreamCounters, Tick)
+from hatui.load.events import (Counters, EventHub, EventSource, Listener, LoadEvent, LoadFinished, LoadStarted,
+                               OutageEnded, OutageStarted, ServedByChanged, StreamCounters, Tick)
 from hatui.load.records import RecordStore
 from hatui.load.spec import LoadSpec, LoadSpecError, ProbeSpec, ServedBy, resolve
-from hatui.load.summary import LoadSummary, RunResult, summarize
+from hatui.load.summary import LoadRecording, LoadSummary, summarize
 
 STARTUP_S = 0.6  # senders start Python and import the engine before t0
 MAX_WORKERS = 64
@@ -65,7 +65,7 @@ class ShardedRun(EventSource):
         self._stop_requested: bool | None = None
         self._stopped = False
         self._t0 = 0.0
-        self.result: RunResult | None = None
+        self.result: LoadRecording | None = None
         self.summary: LoadSummary | None = None
 
     # -- interface -------------------------------------------------------------------------
@@ -113,13 +113,7 @@ class ShardedRun(EventSource):
             self._address = await loop.run_in_executor(None, resolve, self.target)
         self._t0 = t0 = time.monotonic() + STARTUP_S
         t0_wall = time.time() + STARTUP_S
-        spec = self.spec
-        sb = spec.served_by
-        base = {"url": spec.url, "rate": spec.rate, "num_conns": spec.num_conns, "timeout": spec.timeout,
-                "host_header": spec.host_header, "max_inflight": spec.max_inflight,
-                "served_by": None if sb is None else {"header": sb.header, "pattern": _text(sb.pattern)},
-                "family": int(self._address[0]), "sockaddr": list(self._address[1]), "start_at": t0,
-                "workers": self.workers}
+        config = self._sender_config(t0)
         cpu0 = _cpu_times()
         self._state = "running"
         readers: list[asyncio.Task] = []
@@ -127,37 +121,15 @@ class ShardedRun(EventSource):
         ticker = None
         try:
             for w in range(self.workers):
-                proc = await asyncio.create_subprocess_exec(
-                    self.python, "-m", "hatui.load.workers", stdin=asyncio.subprocess.PIPE,
-                    stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, limit=1 << 30,
-                    env=_child_env())
-                self._procs.append(proc)
-                proc.stdin.write(json.dumps(dict(base, shard=w)).encode() + b"\n")
-                readers.append(asyncio.ensure_future(self._read(w, proc)))
-            if self.probe_spec is not None:
-                self._probe_run = LoadRun(None, probe=self.probe_spec, url=spec.url, host_header=spec.host_header,
-                                          address=self._address, start_at=t0)
-                self._probe_run.add_listener(self._forward)
-                probe_task = asyncio.ensure_future(self._probe_run.run())
-            self._hub.emit(RunStarted(t0, t0_wall, self.engine))
+                readers.append(await self._spawn(w, config))
+            probe_task = self._start_probe(t0)
+            self._hub.emit(LoadStarted(t0, t0_wall, self.engine))
             if self._stop_requested is not None:
                 self.stop(self._stop_requested)
             ticker = asyncio.ensure_future(self._ticks())
-            bound = STARTUP_S + spec.planned_duration + spec.timeout + 10.0 + 0.1 * spec.planned_duration
-            done, pending = await asyncio.wait(readers, timeout=bound)
-            if pending:
-                self._werrors.append("a sender overran the run's time bound and was aborted")
-                self.stop(abort=True)
-                done, pending = await asyncio.wait(readers, timeout=5.0)
-                for p in self._procs:
-                    if p.returncode is None:
-                        p.kill()
-            for p in self._procs:
-                await p.wait()
+            await self._wait_senders(readers)
         except asyncio.CancelledError:
-            for p in self._procs:
-                if p.returncode is None:
-                    p.kill()
+            self._kill_senders()
             raise
         finally:
             if ticker is not None:
@@ -172,11 +144,63 @@ class ShardedRun(EventSource):
                     pass
             wall = time.monotonic() - t0
             self._state = "done"
+        return self._record_result(t0, t0_wall, wall, cpu0)
+
+    def _sender_config(self, t0: float) -> dict:
+        """What every sender process is told (plus its shard number)."""
+        spec = self.spec
+        sb = spec.served_by
+        return {"url": spec.url, "rate": spec.rate, "num_conns": spec.num_conns, "timeout": spec.timeout,
+                "host_header": spec.host_header, "max_inflight": spec.max_inflight,
+                "served_by": None if sb is None else {"header": sb.header, "pattern": _text(sb.pattern)},
+                "family": int(self._address[0]), "sockaddr": list(self._address[1]), "start_at": t0,
+                "workers": self.workers}
+
+    async def _spawn(self, w: int, config: dict) -> asyncio.Task:
+        """Start sender `w`; returns the task reading its reports."""
+        proc = await asyncio.create_subprocess_exec(
+            self.python, "-m", "hatui.load.workers", stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, limit=1 << 30,
+            env=_child_env())
+        self._procs.append(proc)
+        proc.stdin.write(json.dumps(dict(config, shard=w)).encode() + b"\n")
+        return asyncio.ensure_future(self._read(w, proc))
+
+    def _start_probe(self, t0: float) -> asyncio.Future | None:
+        """The probe stream runs in this process, on the senders' clock."""
+        if self.probe_spec is None:
+            return None
+        spec = self.spec
+        self._probe_run = LoadRun(None, probe=self.probe_spec, url=spec.url, host_header=spec.host_header,
+                                  address=self._address, start_at=t0)
+        self._probe_run.add_listener(self._forward)
+        return asyncio.ensure_future(self._probe_run.run())
+
+    async def _wait_senders(self, readers: list[asyncio.Task]) -> None:
+        """Until every sender has reported; past the run's time bound they are aborted, then killed."""
+        spec = self.spec
+        bound = STARTUP_S + spec.planned_duration + spec.timeout + 10.0 + 0.1 * spec.planned_duration
+        done, pending = await asyncio.wait(readers, timeout=bound)
+        if pending:
+            self._werrors.append("a sender overran the run's time bound and was aborted")
+            self.stop(abort=True)
+            await asyncio.wait(readers, timeout=5.0)
+            self._kill_senders()
+        for p in self._procs:
+            await p.wait()
+
+    def _kill_senders(self) -> None:
+        for p in self._procs:
+            if p.returncode is None:
+                p.kill()
+
+    def _record_result(self, t0: float, t0_wall: float, wall: float, cpu0: tuple[float, float]) -> LoadSummary:
+        """The senders' records merged into one recording, summarized, told to the listeners."""
         cpu1 = _cpu_times()
         load, cpu_u, cpu_s, max_inflight, notes, stopped = self._merge()
         notes = [f"sent from {self.workers} processes"] + notes
-        self.result = RunResult(
-            engine=self.engine, spec=spec, probe_spec=self.probe_spec, load=load,
+        self.result = LoadRecording(
+            engine=self.engine, spec=self.spec, probe_spec=self.probe_spec, load=load,
             probe=self._probe_run.result.probe if self._probe_run is not None and self._probe_run.result else None,
             t0_monotonic=t0, t0_wall=t0_wall, wall_duration=wall,
             cpu_user_s=cpu1[0] - cpu0[0] + cpu_u, cpu_system_s=cpu1[1] - cpu0[1] + cpu_s,
@@ -187,7 +211,7 @@ class ShardedRun(EventSource):
             summary.invalid_reasons.extend(self._werrors)
             summary.valid = False
         self.summary = summary
-        self._hub.emit(RunFinished(summary))
+        self._hub.emit(LoadFinished(summary))
         self._hub.close()
         return summary
 

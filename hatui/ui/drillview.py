@@ -19,7 +19,7 @@ class DrillView:
     running: bool = False
     plan: Any = None
     total_runs: int = 0
-    run: ev.RunStarted | None = None
+    run: ev.DrillRunStarted | None = None
     phase: str = "idle"
     elapsed_s: float = 0.0
     attempted: int = 0
@@ -42,7 +42,7 @@ class DrillView:
         self.ended = ""
         self._new_run(None)
 
-    def _new_run(self, run: ev.RunStarted | None) -> None:
+    def _new_run(self, run: ev.DrillRunStarted | None) -> None:
         self.run = run
         self.phase = "preflight" if run else "starting"
         self.elapsed_s = 0.0
@@ -60,7 +60,7 @@ class DrillView:
             self.total_runs = event.total_runs
             self.plan = event.plan or self.plan
             return {"status"}
-        if isinstance(event, ev.RunStarted):
+        if isinstance(event, ev.DrillRunStarted):
             self._new_run(event)
             self.total_runs = event.total or self.total_runs
             return {"status", "chart"}
@@ -87,13 +87,12 @@ class DrillView:
             return {"status", "chart"}
         if isinstance(event, ev.TimelineMark):
             self.marks.setdefault(event.mark, event.at_s)
-            if event.mark == "outage-end":
-                try:
-                    self.outages_ms.append(float(event.detail))
-                except ValueError:
-                    pass
             return {"chart", "status"}
-        if isinstance(event, ev.RunFinished):
+        if isinstance(event, ev.OutageMeasured):
+            self.marks.setdefault("outage-end", event.at_s)
+            self.outages_ms.append(event.duration_ms)
+            return {"chart", "status"}
+        if isinstance(event, ev.DrillRunFinished):
             result = event.result
             self.results = [r for r in self.results if r.run_id != result.run_id] + [result]
             for phase, pr in getattr(result, "phases", {}).items():

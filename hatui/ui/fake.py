@@ -338,6 +338,7 @@ class FakeCore:
 
 def demo_results(lab: Lab) -> list:
     """Two finished runs (native, 50 conn/s) with fixed figures."""
+    from hatui.drill.plan import RunKey
     from hatui.drill.results import PhaseResult, RunResult
 
     out = []
@@ -348,9 +349,8 @@ def demo_results(lab: Lab) -> list:
             "failback": PhaseResult("failback", 24.0, 40.0, 800, 795, 794, {"connrefused": 6},
                                     100.0 * 794 / 800, down_fb, 10.0),
         }
-        out.append(RunResult(run_id=f"native/native/rate50/rep{rep}", stack="native", pair="native", rate=50.0,
-                             repetition=rep, connections=2000, fault="stop-heartbeat", started_wall=TAKEN_AT,
-                             status="ok", phases=phases, total=None, timeline=[], per_second=[]))
+        out.append(RunResult(key=RunKey("native", "native", 50.0, rep), connections=2000, fault="stop-heartbeat",
+                             started_wall=TAKEN_AT, status="ok", phases=phases, total=None, timeline=[], per_second=[]))
     return out
 
 
@@ -358,24 +358,28 @@ def demo_drill_events(lab: Lab, *, seconds: int = 28) -> list:
     """A drill half way through its second run: fault at 10 s, outage of about 1 s, recovery at 24 s."""
     from hatui.drill import events as ev
     from hatui.drill.plan import make_plan
+    from hatui.drill.results import Mark
 
     plan = make_plan(lab, stacks=["native"], rates=[50], repeat=2, conns=2000)
     first, second = demo_results(lab)[0], plan.runs[1]
+
+    def mark(run_id: str, name: str, at_s: float) -> ev.TimelineMark:
+        return ev.TimelineMark(run_id=run_id, point=Mark(name, at_s, TAKEN_AT + at_s), t=0.0, wall=TAKEN_AT)
+
     out: list[Any] = [ev.DrillStarted(total_runs=len(plan.runs), plan=plan, t=0.0, wall=TAKEN_AT),
-                      ev.RunFinished(run_id=first.run_id, result=first, t=0.0, wall=TAKEN_AT),
-                      ev.RunStarted(run_id=second.run_id, stack="native", pair="native", rate=50.0, repetition=2,
-                                    index=2, total=len(plan.runs), connections=2000, fault="stop-heartbeat",
-                                    t=0.0, wall=TAKEN_AT),
+                      ev.DrillRunFinished(run_id=first.run_id, result=first, t=0.0, wall=TAKEN_AT),
+                      ev.DrillRunStarted(key=second.key, index=2, total=len(plan.runs), connections=2000,
+                                         fault="stop-heartbeat", t=0.0, wall=TAKEN_AT),
                       ev.PhaseChanged(run_id=second.run_id, phase="failover", t=0.0, wall=TAKEN_AT)]
     attempted = success = replies = 0
     errors = {"connrefused": 0, "client-timo": 0}
     for t in range(seconds):
         if t == 10:
-            out.append(ev.TimelineMark(run_id=second.run_id, mark="fault-sent", at_s=10.0, t=0.0, wall=TAKEN_AT))
+            out.append(mark(second.run_id, "fault-sent", 10.0))
         if t == 11:
-            out.append(ev.TimelineMark(run_id=second.run_id, mark="vip-moved", at_s=10.8, t=0.0, wall=TAKEN_AT))
+            out.append(mark(second.run_id, "vip-moved", 10.8))
         if t == 24:
-            out.append(ev.TimelineMark(run_id=second.run_id, mark="recovery-sent", at_s=24.0, t=0.0, wall=TAKEN_AT))
+            out.append(mark(second.run_id, "recovery-sent", 24.0))
             out.append(ev.PhaseChanged(run_id=second.run_id, phase="failback", t=0.0, wall=TAKEN_AT))
         ok, refused, timo = 50, 0, 0
         if t == 10:

@@ -7,6 +7,8 @@ from __future__ import annotations
 from typing import Any
 
 from hatui.drill import events as ev
+from hatui.drill.plan import RunKey
+from hatui.drill.results import Mark
 from hatui.load import events as load_events
 from hatui.load.spec import LoadSpec, ProbeSpec
 
@@ -24,19 +26,21 @@ def make_specs(lab, pair, rate: float, conns: int, url: str | None = None) -> tu
 
 
 class LoadToDrillEvents:
-    """Turns `hatui.load` events into drill events (RunStarted, LoadProgress, TimelineMark...)."""
+    """Turns `hatui.load` events into drill events (DrillRunStarted, LoadProgress, OutageMeasured...)."""
 
     def __init__(self, pair, rate: float, conns: int):
         self.pair = pair
         self.rate = float(rate)
         self.conns = int(conns)
-        self.run_id = f"load/{pair.name}/rate{rate:g}"
+        self.key = RunKey(pair.stack, pair.name, self.rate, 1)
+        self.run_id = self.key.run_id
+        self.wall0 = 0.0  # the load's start on the wall clock, once it started
 
     def convert(self, event: Any) -> list[ev.Event]:
-        if isinstance(event, load_events.RunStarted):
+        if isinstance(event, load_events.LoadStarted):
+            self.wall0 = event.t0_wall
             return [ev.DrillStarted(total_runs=1, plan=None),
-                    ev.RunStarted(run_id=self.run_id, stack=self.pair.stack, pair=self.pair.name, rate=self.rate,
-                                  repetition=1, index=1, total=1, connections=self.conns, fault="none"),
+                    ev.DrillRunStarted(key=self.key, index=1, total=1, connections=self.conns, fault="none"),
                     ev.PhaseChanged(run_id=self.run_id, phase="load")]
         if isinstance(event, load_events.Tick):
             load, last = event.counters.load, event.load_last
@@ -48,13 +52,13 @@ class LoadToDrillEvents:
                                     replies=load.replies, success=load.success, errors=dict(load.errors),
                                     second=second)]
         if isinstance(event, load_events.OutageStarted):
-            return [ev.TimelineMark(run_id=self.run_id, mark="outage-start", at_s=event.t or 0.0,
-                                    detail=event.error_class)]
+            at_s = event.t or 0.0
+            mark = Mark("outage-start", at_s, self.wall0 + at_s, event.error_class)
+            return [ev.TimelineMark(run_id=self.run_id, point=mark)]
         if isinstance(event, load_events.OutageEnded):
             duration = event.duration if event.duration is not None else 0.0
-            return [ev.TimelineMark(run_id=self.run_id, mark="outage-end", at_s=event.t,
-                                    detail=f"{duration * 1000:.0f}")]
-        if isinstance(event, load_events.RunFinished):
+            return [ev.OutageMeasured(run_id=self.run_id, at_s=event.t, duration_ms=round(duration * 1000))]
+        if isinstance(event, load_events.LoadFinished):
             return [ev.PhaseChanged(run_id=self.run_id, phase="done")]
         return []
 

@@ -332,42 +332,33 @@ def load_journal(path) -> tuple[list, list[str]]:
     A line is a finished run when it is a `run-finished` event carrying a `result`, or when it
     is itself a run result (has `run_id` and `phases`). Later lines for the same run win.
     """
-    import json
     from pathlib import Path
 
+    from hatui import journal
     from hatui.drill.results import RunResult
 
-    p = Path(path)
-    if not p.exists():
-        return [], []
     results: dict[str, Any] = {}
     problems: list[str] = []
     bad = 0
-    with p.open(encoding="utf-8", errors="replace") as handle:
-        for line in handle:
-            line = line.strip()
-            if not line:
-                continue
-            try:
-                data = json.loads(line)
-            except ValueError:
-                bad += 1
-                continue
-            if not isinstance(data, dict):
-                continue
-            candidate = None
-            if data.get("kind") in ("run-finished", "run_finished") and isinstance(data.get("result"), dict):
-                candidate = data["result"]
-            elif "run_id" in data and isinstance(data.get("phases"), dict):
-                candidate = data
-            if candidate is None:
-                continue
-            try:
-                run = RunResult.from_dict(candidate)
-            except (TypeError, ValueError, KeyError, AttributeError):
-                bad += 1
-                continue
-            results[run.run_id] = run
+    for data in journal.read_lines(path):
+        if data is journal.UNREADABLE:
+            bad += 1
+            continue
+        if not isinstance(data, dict):
+            continue
+        candidate = None
+        if data.get("kind") in ("run-finished", "run_finished") and isinstance(data.get("result"), dict):
+            candidate = data["result"]
+        elif "run_id" in data and isinstance(data.get("phases"), dict):
+            candidate = data
+        if candidate is None:
+            continue
+        try:
+            run = RunResult.from_dict(candidate)
+        except (TypeError, ValueError, KeyError, AttributeError):
+            bad += 1
+            continue
+        results[run.run_id] = run
     if bad:
-        problems.append(f"{p}: {bad} line(s) could not be read")
+        problems.append(f"{Path(path)}: {bad} line(s) could not be read")
     return list(results.values()), problems
