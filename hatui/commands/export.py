@@ -12,7 +12,7 @@ from pathlib import Path
 
 from hatui.commands import add_lab_option, add_mode_option, examples
 from hatui.config import load_lab
-from hatui.drill.events import DrillHalted, Event, RunFinished, RunSkipped, RunStarted, TimelineMark
+from hatui.drill.events import DrillHalted, DrillRunFinished, DrillRunStarted, Event, RunSkipped, TimelineMark
 from hatui.drill.plan import make_plan
 from hatui.drill.runner import DrillRunner, plan_info
 from hatui.errors import EXIT_REFUSED, UsageError
@@ -139,14 +139,14 @@ class Progress:
     def __call__(self, event: Event) -> None:
         if self.quiet:
             return
-        if isinstance(event, RunStarted):
+        if isinstance(event, DrillRunStarted):
             print(f"[{event.index}/{event.total}] {event.run_id}: {event.connections} connections at {event.rate:g} conn/s, "
                   f"fault {event.fault}", file=sys.stderr, flush=True)
         elif isinstance(event, RunSkipped):
             print(f"  {event.run_id}: skipped ({event.reason})", file=sys.stderr, flush=True)
         elif isinstance(event, TimelineMark) and event.mark in ("fault-sent", "recovery-sent"):
             print(f"  {event.at_s:7.2f} s  {event.mark}: {event.detail}", file=sys.stderr, flush=True)
-        elif isinstance(event, RunFinished):
+        elif isinstance(event, DrillRunFinished):
             self.done += 1
             r = event.result
             parts = []

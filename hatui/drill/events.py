@@ -124,5 +124,3 @@ class DrillFinished(Event):
 
 EventListener = Callable[[Event], None]
 
-RunStarted = DrillRunStarted  # re-export: remove after merge
-RunFinished = DrillRunFinished  # re-export: remove after merge
