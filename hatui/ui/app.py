@@ -10,8 +10,6 @@ from __future__ import annotations
 import asyncio
 import collections
 import functools
-import importlib.util
-import inspect
 from pathlib import Path
 from typing import Any, Callable
 
@@ -26,6 +24,7 @@ from textual.suggester import SuggestFromList
 from textual.widgets import Input, Label
 
 from hatui.collectors.severity import Severity
+from hatui.session_protocol import CoreProtocol
 from hatui.drill.faults import FAULT_ACTIONS, RECOVERY
 from hatui.ui import commandline, model
 from hatui.ui.commandline import PANE_TITLES, PANES, Command, CommandError
@@ -95,7 +94,7 @@ class HatuiApp(App[int]):
         Binding("ctrl+s", "screenshot", "screenshot", show=False, id="screenshot"),
     ]
 
-    def __init__(self, core: Any, *, theme: str | None = None, read_only: bool | None = None,
+    def __init__(self, core: CoreProtocol, *, theme: str | None = None, read_only: bool | None = None,
                  refresh_s: float | None = None, extra_theme_dirs: list[Path] | None = None,
                  close_core: bool = False, load_journal: bool = True):
         super().__init__()
@@ -138,7 +137,6 @@ class HatuiApp(App[int]):
         self._drill_stop: asyncio.Event | None = None
         self._chart_timer = None
         self._quit_after_drill = False
-        self._load_run = None
         self._keymap_ids: dict[str, str] = {}
         self.panes: dict[str, Pane] = {}
         self.core.command_listeners.append(self._on_command)
@@ -308,11 +306,7 @@ class HatuiApp(App[int]):
     @work(group="poll", exit_on_error=False)
     async def _poll_worker(self) -> None:
         try:
-            poll = self.core.poll
-            if "timeout" in inspect.signature(poll).parameters:
-                state = await poll(timeout=self._poll_timeout())
-            else:
-                state = await poll()
+            state = await self.core.poll(timeout=self._poll_timeout())
         except Exception as exc:  # a bad reading must never take the console down
             self.post_message(PollFailed(f"{type(exc).__name__}: {exc}"))
         else:
@@ -355,7 +349,7 @@ class HatuiApp(App[int]):
     # --- VMs ---------------------------------------------------------------------------------
 
     def vms_supported(self) -> bool:
-        return self.lab.proxmox is not None and callable(getattr(self.core, "list_vms", None))
+        return self.core.can_list_vms()
 
     def _vm_status(self) -> str:
         if self.lab.proxmox is None:
@@ -376,13 +370,7 @@ class HatuiApp(App[int]):
     @work(group="vms", exit_on_error=False)
     async def _vm_worker(self) -> None:
         try:
-            list_vms = self.core.list_vms
-            if inspect.iscoroutinefunction(list_vms):
-                vms = await list_vms()
-            else:
-                vms = await asyncio.to_thread(list_vms)  # proxmoxer is blocking
-                if inspect.isawaitable(vms):
-                    vms = await vms
+            vms = await self.core.list_vms()
         except Exception as exc:
             self.post_message(VmsListed(error=f"{type(exc).__name__}: {exc}"))
         else:
@@ -552,7 +540,6 @@ class HatuiApp(App[int]):
         if pane.view.running:
             self.notify("a drill is already running", severity="warning")
             return
-        from hatui.drill.faults import plan_fault
         from hatui.drill.plan import make_plan
 
         try:
@@ -560,7 +547,7 @@ class HatuiApp(App[int]):
                 pane.set_values(values)
             plan = make_plan(self.lab, **plan_arguments(self.drill_form_values()))
             first = plan.runs[0]
-            fault = plan_fault(self.lab, first.pair, first.fault, first.fault_target)
+            fault = self.core.plan_fault(first.pair, first.fault, first.fault_target)
         except Exception as exc:
             self.notify(f"cannot start the drill: {exc}", severity="error", timeout=10, markup=False)
             return
@@ -571,9 +558,6 @@ class HatuiApp(App[int]):
                 f"connections each (about {minutes:.0f} min of load).\n"
                 f"Each run injects {first.fault} on the {first.fault_target} and recovers it. The first:\n\n"
                 f"{fault.confirmation}")
-        if self.core.__class__.__name__ == "Core" and importlib.util.find_spec("hatui.drill.runner") is None:
-            self.notify("the drill runner is not available yet", severity="error")
-            return
 
         def answered(yes: bool | None) -> None:
             if yes and not self.read_only:
@@ -656,14 +640,13 @@ class HatuiApp(App[int]):
             self.call_later(self.action_quit)
 
     def action_abort(self) -> None:
-        if self._load_run is not None:
-            self._load_run.stop()
-            self.notify("stopping the load run", timeout=5)
-            return
         if self._drill_stop is None:
             self.notify("no drill is running")
             return
         self._drill_stop.set()
+        if self.panes["drill"].view.is_load_run:
+            self.notify("stopping the load run", timeout=5)
+            return
         self.notify("stopping the drill: the runner recovers the cluster first", timeout=8)
 
     # --- plain load run ----------------------------------------------------------------------
@@ -676,9 +659,6 @@ class HatuiApp(App[int]):
         self.set_active("drill")
         if pane.view.running:
             self.notify("a drill or load run is already running", severity="warning")
-            return
-        if importlib.util.find_spec("hatui.load") is None:
-            self.notify("a plain load run is not available yet", severity="warning")
             return
         from hatui.ui import loadrun
 
@@ -713,11 +693,11 @@ class HatuiApp(App[int]):
         pane.render_status()
         self.render_tabs()
         self.refresh_bindings()
-        self._load_worker(pair, spec, probe, rate, conns)
+        self._drill_stop = asyncio.Event()
+        self._load_worker(pair, spec, probe, rate, conns, self._drill_stop)
 
     @work(group="drill", exit_on_error=False)
-    async def _load_worker(self, pair, spec, probe, rate, conns) -> None:
-        from hatui.load.engine import LoadRun
+    async def _load_worker(self, pair, spec, probe, rate, conns, stop: asyncio.Event) -> None:
         from hatui.ui.loadrun import LoadToDrillEvents, summary_line
 
         adapter = LoadToDrillEvents(pair, rate, conns)
@@ -727,15 +707,11 @@ class HatuiApp(App[int]):
                 self.on_drill_event(converted)
 
         try:
-            run = LoadRun(spec, probe=probe, listeners=[listener])
-            self._load_run = run
-            summary = await run.run()
+            summary = await self.core.run_load(spec, probe, listener, stop)
         except Exception as exc:
             self.post_message(DrillEnded(error=f"{type(exc).__name__}: {exc}"))
         else:
             self.post_message(DrillEnded(result=summary_line(summary)))
-        finally:
-            self._load_run = None
 
     # --- journal / charts --------------------------------------------------------------------
 
@@ -965,7 +941,7 @@ class HatuiApp(App[int]):
     # --- quit --------------------------------------------------------------------------------
 
     def action_quit_app(self) -> None:
-        if self.panes["drill"].view.running and (self._drill_stop is not None or self._load_run is not None):
+        if self.panes["drill"].view.running and self._drill_stop is not None:
             def answered(yes: bool | None) -> None:
                 if yes:
                     self._quit_after_drill = True
