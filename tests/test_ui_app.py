@@ -74,9 +74,9 @@ async def test_number_keys_never_type_into_the_drill_form_until_e():
     async with app.run_test(size=SIZE) as pilot:
         await settle(pilot, app)
         await pilot.press("5")
-        before = app.drill_form_values()
+        before = app.panes["drill"].values()
         await pilot.press("6", "5")
-        assert app.active == "drill" and app.drill_form_values() == before
+        assert app.active == "drill" and app.panes["drill"].values() == before
         await pilot.press("e")
         await pilot.pause()
         assert app.focused.id == "drill-stacks"
@@ -85,7 +85,7 @@ async def test_number_keys_never_type_into_the_drill_form_until_e():
         app.focused.value = ""
         await pilot.press("2", "0", "enter")
         await pilot.pause()
-        assert app.drill_form_values()["rates"] == "20"
+        assert app.panes["drill"].values()["rates"] == "20"
         assert app.focused.id == "drill-results"
         await pilot.press("1")
         assert app.active == "nodes"
@@ -374,11 +374,12 @@ async def test_read_only_sends_nothing_whatever_is_pressed_or_typed():
         assert not [t for t in titles if t.startswith(("Fault", "Failback", "Drill", "Load"))]
         # and the mutating bindings are neither shown nor runnable
         shown = {b.binding.action for b in app.screen.active_bindings.values() if b.enabled and b.binding.show}
-        assert not shown & {"failover", "failback", "drill", "load", "app.vm_power('stop')", "app.vm_power('start')"}
-        for action in ("failover", "failback", "drill", "load", "vm_power('stop')"):
+        assert not shown & {"failover", "failback", "drill", "load", "vm_power('stop')", "vm_power('start')"}
+        for action in ("failover", "failback", "drill", "load"):
             assert await app.run_action(action) is False
+        assert await app.run_action("vm_power('stop')", app.panes["vms"]) is False
         # even a direct call is refused
-        app.request_fault("native", "stop-heartbeat", "master")
+        app.faults.request("native", "stop-heartbeat", "master")
         app.action_drill()
         await pilot.pause()
         assert not isinstance(app.screen, ConfirmScreen)
@@ -620,10 +621,10 @@ async def test_flood_of_load_progress_is_coalesced():
         events = demo_drill_events(core.lab)
         for _ in range(50):
             for event in events:
-                app.on_drill_event(event)
+                app.panes["drill"].on_drill_event(event)
         await pilot.pause(0.4)
         assert app.panes["drill"].view.events_seen == 50 * len(events)
-        assert not app._drill_buffer
+        assert not app.panes["drill"].pending_events
 
 
 async def test_journal_results_feed_the_charts(tmp_path):
@@ -654,10 +655,10 @@ async def test_plain_load_run_against_a_local_server():
     port = server.sockets[0].getsockname()[1]
     core = FakeCore()
     app = make_app(core)
-    app.load_url = lambda pair: f"http://127.0.0.1:{port}/"
     try:
         async with app.run_test(size=SIZE) as pilot:
             await settle(pilot, app)
+            app.panes["drill"].load_url = lambda pair: f"http://127.0.0.1:{port}/"
             await pilot.press("5")
             form = app.panes["drill"].query_one("DrillForm")
             form.set_values({"rates": "100", "conns": "50"})

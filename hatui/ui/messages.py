@@ -1,13 +1,38 @@
-"""Every message the UI's workers and core callbacks post. Workers only post these; handlers
-on the app update the widgets."""
+"""Every message the UI's workers, core callbacks and prompt post. Workers only post these; the
+handlers (on the app, or on the pane that owns the worker) update the widgets.
+
+Messages a pane posts to itself do not bubble: nobody above it has anything to do with them.
+"""
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import Any
 
+from textual.css.query import NoMatches
 from textual.message import Message
 
+
+def while_mounted(handler):
+    """Skip a data handler once the app is shutting down (its widgets are gone)."""
+
+    @functools.wraps(handler)
+    def wrapper(self, *args, **kwargs):
+        app = self.app
+        if app._closing or app._closed:
+            return None
+        try:
+            return handler(self, *args, **kwargs)
+        except NoMatches:
+            if app._closing or app._closed or not app.is_running:
+                return None
+            raise
+
+    return wrapper
+
+
+# --- to the app --------------------------------------------------------------------------------
 
 @dataclass
 class StatePolled(Message):
@@ -24,30 +49,6 @@ class PollFailed(Message):
 
 
 @dataclass
-class CommandLogged(Message):
-    """The core sent a command (`CommandSent`)."""
-
-    event: Any
-
-
-@dataclass
-class DrillEventsPending(Message):
-    """Drill events are waiting in the app's buffer. Coalesced: one pending marker at a time, the
-    handler drains the whole buffer, so a flood of events costs one UI update per batch."""
-
-    def can_replace(self, message: Message) -> bool:
-        return isinstance(message, DrillEventsPending)
-
-
-@dataclass
-class DrillEnded(Message):
-    """The drill worker returned (`result`) or failed (`error`)."""
-
-    result: Any = None
-    error: str | None = None
-
-
-@dataclass
 class FaultDone(Message):
     """A fault/recovery ran (`FaultOutcome`) or could not be run (`error`)."""
 
@@ -57,7 +58,47 @@ class FaultDone(Message):
 
 
 @dataclass
-class VmsListed(Message):
+class FilterTyped(Message):
+    """The `/` prompt's text changed (or was cleared)."""
+
+    text: str
+
+
+@dataclass
+class PromptClosed(Message):
+    """The `/` or `:` prompt closed; `command` is the `:` line entered ("" if none)."""
+
+    command: str = ""
+
+
+# --- a pane to itself --------------------------------------------------------------------------
+
+@dataclass
+class CommandLogged(Message, bubble=False):
+    """The core sent a command (`CommandSent`)."""
+
+    event: Any
+
+
+@dataclass
+class DrillEventsPending(Message, bubble=False):
+    """Drill events are waiting in the Drill pane's buffer. Coalesced: one pending marker at a time,
+    the handler drains the whole buffer, so a flood of events costs one UI update per batch."""
+
+    def can_replace(self, message: Message) -> bool:
+        return isinstance(message, DrillEventsPending)
+
+
+@dataclass
+class DrillEnded(Message, bubble=False):
+    """The drill or load-run worker returned (`result`) or failed (`error`)."""
+
+    result: Any = None
+    error: str | None = None
+
+
+@dataclass
+class VmsListed(Message, bubble=False):
     """The VM listing (list of dicts/objects) or why there is none."""
 
     vms: list | None = None
@@ -65,7 +106,7 @@ class VmsListed(Message):
 
 
 @dataclass
-class JournalLoaded(Message):
+class JournalLoaded(Message, bubble=False):
     """Finished runs read from the journal file (`RunResult`s), with unreadable-line counts."""
 
     results: list
