@@ -6,11 +6,13 @@ from __future__ import annotations
 import asyncio
 import json
 
+from hatui.ui.actions import ACTIONS
 from hatui.ui.app import HatuiApp
 from hatui.ui.commandline import PANES
 from hatui.ui.fake import (FakeCore, build_state, demo_drill_events, demo_results, failover_state, fake_lab,
                            healthy_outputs)
 from hatui.ui.modals import ConfirmScreen, HelpScreen
+from hatui.ui.palette import palette_commands
 from hatui.ui.widgets import LiveTable
 
 SIZE = (100, 30)
@@ -370,7 +372,7 @@ async def test_read_only_sends_nothing_whatever_is_pressed_or_typed():
         await type_line(pilot, "fault native stop-heartbeat master")
         assert not isinstance(app.screen, ConfirmScreen)
         # the palette offers nothing that changes the cluster
-        titles = [title for title, _, _ in app.palette_commands()]
+        titles = [title for title, _, _ in palette_commands(app)]
         assert not [t for t in titles if t.startswith(("Fault", "Failback", "Drill", "Load"))]
         # and the mutating bindings are neither shown nor runnable
         shown = {b.binding.action for b in app.screen.active_bindings.values() if b.enabled and b.binding.show}
@@ -545,6 +547,31 @@ async def test_help_overlay_lists_every_key():
         await pilot.press("escape")
         await pilot.pause()
         assert not isinstance(app.screen, HelpScreen)
+
+
+async def test_the_action_table_drives_keys_help_palette_and_command_line():
+    app = make_app(FakeCore(with_vms=True))
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot, app)
+        await pilot.press("question_mark")
+        await pilot.pause()
+        help_text = " ".join(str(app.screen.query_one("#help-text").content).split())  # unwrapped
+        await pilot.press("escape")
+        titles = [title for title, _, _ in palette_commands(app)]
+        suggestions = app.command_line.suggestions()
+        for row in ACTIONS:
+            if row.action:  # its key runs a method of its owner, under its binding id
+                owner = app if row.owner == "app" else app.panes[row.owner]
+                assert callable(app.handler(row)), row
+                assert (row.key, row.binding_action, row.id) in [(b.key, b.action, b.id) for b in owner.BINDINGS], row
+            if row.help:
+                assert " ".join(row.help.split("{")[0].split()) in help_text, row
+            if row.palette and row.action != "abort":  # abort: only while a drill runs
+                assert row.palette in titles, row
+            if row.command:
+                assert row.command in app.command_line.with_words or row.action, row
+                assert any(s.startswith(row.command) for s in suggestions), row
+                assert f":{row.usage or row.command}" in help_text, row
 
 
 # --- drill console -------------------------------------------------------------------------------

@@ -9,39 +9,36 @@ the `/` and `:` line. Workers only post messages (`hatui.ui.messages`); handlers
 from __future__ import annotations
 
 import asyncio
+import functools
 from pathlib import Path
 from typing import Any, Callable
 
-from rich.text import Text
 from textual.app import App, ComposeResult
 from textual.binding import Binding
 from textual.containers import Container, Horizontal
 from textual.events import DescendantFocus, Resize
 from textual.widgets import Input
 
-from hatui.collectors.severity import Severity
-from hatui.drill.faults import FAULT_ACTIONS, RECOVERY
 from hatui.session_protocol import CoreProtocol
-from hatui.ui import commandline, model
+from hatui.ui import actions, commandline, model
+from hatui.ui.actions import MUTATING_ACTIONS, PANES, UiAction
 from hatui.ui.charts_pane import ChartsPane
-from hatui.ui.commandline import PANE_TITLES, PANES, Command, CommandError
+from hatui.ui.commandline import CommandRunner
 from hatui.ui.drill_form import DrillForm
 from hatui.ui.drill_pane import DrillPane
 from hatui.ui.faults import Faults
 from hatui.ui.log_pane import LogPane
 from hatui.ui.messages import FaultDone, FilterTyped, PollFailed, PromptClosed, StatePolled, while_mounted
 from hatui.ui.modals import ConfirmScreen, HelpScreen
-from hatui.ui.panes import DrbdPane, HeartbeatPane, NodesPane, Pane, StatePane, severity_style
+from hatui.ui.panes import DrbdPane, HeartbeatPane, NodesPane, Pane, StatePane
 from hatui.ui.polling import Poller
 from hatui.ui.prompt import PromptBar
-from hatui.ui.theming import DEFAULT_THEME, load_themes, theme_dirs
+from hatui.ui.theming import install_themes, theme_dirs
 from hatui.ui.vms_pane import VmsPane
-from hatui.ui.widgets import KeyFooter, Quiet, TabBar, TitleBar
+from hatui.ui.widgets import KeyFooter, Quiet, TabBar, TitleBar, key_bindings
 
 WIDE = (160, 48)  # at least this many columns and rows: panes side by side
 BOTTOM_PANES = ("drill", "charts", "log")
-# Actions that change the cluster: hidden and refused in read-only mode.
-MUTATING_ACTIONS = frozenset({"failover", "failback", "drill", "load", "vm_power"})
 
 
 def hatui_commands():
@@ -59,23 +56,7 @@ class HatuiApp(App[int]):
     AUTO_FOCUS = None
     COMMANDS = App.COMMANDS | {hatui_commands}
 
-    BINDINGS = [
-        *[Binding(str(i), f"show_pane('{name}')", PANE_TITLES[name], show=False, id=f"pane.{name}")
-          for i, name in enumerate(PANES, 1)],
-        Binding("tab", "next_pane", "next pane", show=False, priority=True, id="pane.next"),
-        Binding("shift+tab", "prev_pane", "previous pane", show=False, priority=True, id="pane.prev"),
-        Binding("f", "failover", "failover", id="failover"),
-        Binding("b", "failback", "failback", id="failback"),
-        Binding("d", "drill", "drill", id="drill"),
-        Binding("a", "abort", "abort drill", id="abort"),
-        Binding("l", "load", "load", id="load"),
-        Binding("slash", "filter", "filter", id="filter"),
-        Binding("colon", "command_line", "cmd", id="command-line"),
-        Binding("r", "refresh", "refresh", show=False, id="refresh"),
-        Binding("question_mark", "help", "help", id="help"),
-        Binding("q", "quit_app", "quit", id="quit"),
-        Binding("ctrl+s", "screenshot", "screenshot", show=False, id="screenshot"),
-    ]
+    BINDINGS = key_bindings("app")
 
     def __init__(self, core: CoreProtocol, *, theme: str | None = None, read_only: bool | None = None,
                  refresh_s: float | None = None, extra_theme_dirs: list[Path] | None = None,
@@ -89,7 +70,8 @@ class HatuiApp(App[int]):
         self.refresh_s = float(refresh_s if refresh_s is not None else self.lab.ui.refresh_s)
         self.close_core = close_core
         self.load_journal_at_start = load_journal
-        self._load_themes(theme, extra_theme_dirs or [])
+        self.hatui_themes, self.theme_failures = install_themes(
+            self, theme or self.lab.ui.theme, theme_dirs(self.lab.path) + list(extra_theme_dirs or []))
 
         self.active = "nodes"
         self.bottom = "drill"
@@ -100,21 +82,10 @@ class HatuiApp(App[int]):
         self.tracker = model.TakeoverTracker()
         self.poller = Poller(self)
         self.faults = Faults(self)
+        self.command_line = CommandRunner(self)
         self._polls_done = 0
         self._keymap_ids: dict[str, str] = {}
         self.panes: dict[str, Pane] = {}
-
-    def _load_themes(self, theme: str | None, extra_dirs: list[Path]) -> None:
-        loaded = load_themes(theme_dirs(self.lab.path) + extra_dirs)
-        self.theme_failures = list(loaded.failures)
-        self.hatui_themes = [t.name for t in loaded.themes]
-        for t in loaded.themes:
-            self.register_theme(t)
-        wanted = theme or self.lab.ui.theme or DEFAULT_THEME
-        if wanted not in self.available_themes:
-            self.theme_failures.append(f"theme {wanted!r} not found; using {DEFAULT_THEME}")
-            wanted = DEFAULT_THEME if DEFAULT_THEME in self.available_themes else "textual-dark"
-        self.theme = wanted
 
     # --- layout ------------------------------------------------------------------------------
 
@@ -147,7 +118,7 @@ class HatuiApp(App[int]):
 
     def on_mount(self) -> None:
         keys = dict(self.lab.ui.keys)
-        known = self.binding_ids()
+        known = actions.BY_ID
         unknown = sorted(set(keys) - set(known))
         if unknown:
             self.notify(f"lab.toml [ui] keys: unknown binding id(s) {', '.join(unknown)}; "
@@ -224,41 +195,16 @@ class HatuiApp(App[int]):
                 return
 
     def render_tabs(self) -> None:
-        text = Text()
-        for i, name in enumerate(PANES, 1):
-            label = f" {i} {PANE_TITLES[name]} "
-            if name == self.active:
-                text.append(label, style="bold reverse")
-            elif self.wide and (name not in BOTTOM_PANES or name == self.bottom):
-                text.append(label, style="bold")
-            else:
-                text.append(label)
-        extras = []
-        if self.filter_text:
-            extras.append(f"filter: {self.filter_text}")
+        shown = [name for name, pane in self.panes.items() if self.wide and pane.display]
+        extras = [f"filter: {self.filter_text}"] if self.filter_text else []
         if self.panes and self.panes["drbd"].problems_only:
             extras.append("DRBD: problems only")
         if self.panes and self.panes["drill"].view.running:
             extras.append("LOAD RUNNING" if self.panes["drill"].view.is_load_run else "DRILL RUNNING")
-        if extras:
-            text.append("  " + "  ".join(extras), style="bold")
-        self.query_one("#tabs", TabBar).show(text)
+        self.query_one("#tabs", TabBar).show_panes(self.active, shown, extras)
 
     def render_title(self) -> None:
-        text = Text()
-        text.append(" hatui ", style="bold")
-        text.append(f" {self.lab.name} ")
-        if self.state is not None:
-            for severity, part in model.vip_summary(self.state):
-                style = severity_style(self, severity) if severity > Severity.OK else ""
-                text.append(" ")
-                text.append(part, style=style)
-        else:
-            text.append(" waiting for the first reading…")
-        if self.poll_error:
-            text.append("  poll failed: ", style=severity_style(self, Severity.ALERT))
-            text.append(self.poll_error)
-        self.query_one("#title", TitleBar).show(text)
+        self.query_one("#title", TitleBar).show_reading(self.lab.name, self.state, self.poll_error)
 
     def restyle(self) -> None:
         for pane in self.panes.values():
@@ -323,13 +269,8 @@ class HatuiApp(App[int]):
         focused = self.focused
         if isinstance(focused, Input) and focused.id == "prompt-input":
             return True
-        if isinstance(focused, Input) and isinstance(focused.parent, DrillForm):
-            inputs = list(focused.parent.query(Input))
-            index = inputs.index(focused) + step
-            if 0 <= index < len(inputs):
-                inputs[index].focus()
-                return True
-        return False
+        form = focused.parent if isinstance(focused, Input) else None
+        return isinstance(form, DrillForm) and form.step(focused, step)
 
     def selected_pair(self) -> str:
         return self.panes[self.active].selected_pair() or next(iter(self.lab.pairs))
@@ -339,6 +280,10 @@ class HatuiApp(App[int]):
     def allows(self, action: str) -> bool:
         """False for an action that changes the cluster, in read-only mode."""
         return not (self.read_only and action in MUTATING_ACTIONS)
+
+    def refuses(self, row: UiAction) -> bool:
+        """Read-only mode refuses (and hides) every row of the action table marked mutating."""
+        return self.read_only and row.mutating
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if action == "abort":
@@ -388,7 +333,7 @@ class HatuiApp(App[int]):
         self.prompt.open_filter(self.filter_text)
 
     def action_command_line(self) -> None:
-        self.prompt.open_command(self.command_suggestions())
+        self.prompt.open_command(self.command_line.suggestions())
 
     def on_filter_typed(self, message: FilterTyped) -> None:
         self.set_filter(message.text)
@@ -404,56 +349,9 @@ class HatuiApp(App[int]):
             pane.set_filter(self.filter_text)
         self.render_tabs()
 
-    def command_suggestions(self) -> list[str]:
-        actions = [] if self.read_only else list(FAULT_ACTIONS) + list(RECOVERY.values())
-        out = commandline.suggestions(list(self.lab.pairs), actions, sorted(self.available_themes))
-        if self.read_only:
-            out = [s for s in out if s.split()[0] not in commandline.MUTATING]
-        return out
-
     def run_command(self, text: str) -> bool:
         """Run one `:` command line; False (and a notification) when it was refused or bad."""
-        try:
-            command = commandline.parse(text)
-        except CommandError as exc:
-            self.notify(str(exc), severity="error", markup=False)
-            return False
-        if command.mutating and self.read_only:
-            self.notify(f"read-only mode: '{command.name}' is not allowed", severity="warning", markup=False)
-            return False
-        return self._dispatch(command)
-
-    def _dispatch(self, command: Command) -> bool:
-        name, args = command.name, command.args
-        if name == "fault":
-            self.faults.inject(args[0], args[1], args[2] if len(args) > 2 else "master")
-        elif name == "failback":
-            pair = args[0] if args else self.selected_pair()
-            if pair not in self.lab.pairs:
-                self.notify(f"no pair {pair!r} (pairs: {', '.join(self.lab.pairs)})", severity="error", markup=False)
-                return False
-            self.faults.failback(pair)
-        elif name == "drill":
-            self.action_drill(command.options or None)
-        elif name == "abort":
-            self.action_abort()
-        elif name == "load":
-            self.action_load()
-        elif name == "pane":
-            self.set_active(args[0])
-        elif name == "theme":
-            return self.switch_theme(args[0])
-        elif name == "filter":
-            self.set_filter(args[0] if args else "")
-        elif name == "problems":
-            self.panes["drbd"].action_toggle_problems()
-        elif name == "refresh":
-            self.action_refresh()
-        elif name == "help":
-            self.action_help()
-        elif name == "quit":
-            self.call_later(self.action_quit_app)
-        return True
+        return self.command_line.run(text)
 
     def switch_theme(self, name: str) -> bool:
         if name not in self.available_themes:
@@ -463,94 +361,28 @@ class HatuiApp(App[int]):
         self.theme = name
         return True
 
-    # --- palette -----------------------------------------------------------------------------
+    # --- the action table: keys, palette, help -------------------------------------------------------
 
-    def palette_commands(self) -> list[tuple[str, str, Callable[[], Any]]]:
-        out: list[tuple[str, str, Callable[[], Any]]] = []
-        for i, name in enumerate(PANES, 1):
-            out.append((f"Pane: {PANE_TITLES[name]}", f"show the {PANE_TITLES[name]} pane (key {i})",
-                        lambda n=name: self.set_active(n)))
-        themes = self.hatui_themes + sorted(set(self.available_themes) - set(self.hatui_themes))
-        for theme in themes:
-            out.append((f"Theme: {theme}", "switch the colour theme", lambda t=theme: self.switch_theme(t)))
-        if not self.read_only:
-            for pair in self.lab.pairs.values():
-                for action in list(FAULT_ACTIONS) + list(RECOVERY.values()):
-                    if action in ("stop-vm", "start-vm") and pair.stack != "virtual":
-                        continue
-                    for target in ("master", "slave"):
-                        out.append((f"Fault: {pair.name} {action} {target}",
-                                    "asks first: shows exactly what runs where",
-                                    lambda p=pair.name, a=action, t=target: self.faults.inject(p, a, t)))
-                out.append((f"Failback: {pair.name}", "undo the last fault (asks first)",
-                            lambda p=pair.name: self.faults.failback(p)))
-            out.append(("Drill: start", "with the Drill pane's parameters (asks first)", self.action_drill))
-            out.append(("Load run", "plain load run on the selected pair's VIP (asks first)", self.action_load))
-        if self.panes and self.panes["drill"].view.running:
-            out.append(("Drill: abort", "stop the running drill (it recovers the cluster)", self.action_abort))
-        out += [
-            ("DRBD: problems only (toggle)", "hide healthy DRBD resources",
-             self.panes["drbd"].action_toggle_problems),
-            ("Filter rows…", "type to filter every table (/)", self.action_filter),
-            ("Command line…", "the : command line", self.action_command_line),
-            ("Refresh now", "poll the cluster now (r)", self.action_refresh),
-            ("Help: keys", "every key (?)", self.action_help),
-            ("Quit", "leave hatui (q)", self.action_quit_app),
-        ]
-        return out
+    def _owner(self, row: UiAction) -> App | Pane:
+        return self if row.owner == "app" else self.panes[row.owner]
 
-    # --- help --------------------------------------------------------------------------------
+    def handler(self, row: UiAction) -> Callable[[], Any]:
+        """What the row's key runs, as a function: the palette and `:` call it directly."""
+        return functools.partial(getattr(self._owner(row), f"action_{row.action}"), *row.args)
 
-    def binding_ids(self) -> dict[str, Binding]:
-        out = {}
-        for cls in (HatuiApp, DrbdPane, VmsPane, DrillPane):
-            for binding in cls.BINDINGS:
-                if isinstance(binding, Binding) and binding.id:
-                    out[binding.id] = binding
-        return out
+    def offers(self, row: UiAction) -> bool:
+        """Whether the row's action can run now (what its key's check_action says)."""
+        return bool(self._owner(row).check_action(row.action, row.args))
 
     def key_for(self, binding_id: str, default: str = "") -> str:
-        binding = self.binding_ids().get(binding_id)
-        key = self._keymap_ids.get(binding_id) or (binding.key if binding else default)
+        """The key in effect for a binding id (lab.toml [ui] keys applied), as the footer shows it."""
+        row = actions.BY_ID.get(binding_id)
+        key = self._keymap_ids.get(binding_id) or (row.key if row else default)
         return self.get_key_display(Binding(key.split(",")[0], "")) if key else default
 
     def action_help(self) -> None:
-        ids = self.binding_ids()
-
-        def row(binding_id: str, what: str | None = None) -> tuple[str, str]:
-            binding = ids[binding_id]
-            return self.key_for(binding_id), what or binding.description
-
-        panes = [row(f"pane.{name}", f"{PANE_TITLES[name]} pane") for name in PANES]
-        panes += [row("pane.next", "next pane (also →)"), row("pane.prev", "previous pane (also ←)"),
-                  ("↑ ↓ pgup pgdn", "move in a table")]
-        actions = []
-        if not self.read_only:
-            actions += [row("failover", f"fail over the selected pair: {self.lab.drill.fault} on its "
-                                        f"{self.lab.drill.fault_target} (asks first)"),
-                        row("failback", "fail back: undo the last fault on the selected pair (asks first)"),
-                        row("drill", "start a drill with the Drill pane's parameters (asks first)"),
-                        row("abort", "abort the running drill or load run (the runner recovers the cluster)"),
-                        row("load", "plain load run, no fault, at the Drill pane's first rate (asks first)"),
-                        row("vm.stop", "VMs pane: power off the selected VM (asks first)"),
-                        row("vm.start", "VMs pane: start the selected VM (asks first)")]
-        actions += [row("drbd.problems", "DRBD pane: problems only"),
-                    row("drill.edit", "Drill pane: edit the parameters (enter/escape: done)"),
-                    row("refresh", "refresh now"),
-                    row("screenshot", "save an SVG screenshot")]
-        general = [row("filter", "filter every table (escape clears)"),
-                   row("command-line", "command line (see below)"),
-                   ("ctrl+p", "command palette: panes, themes, faults, drill…"),
-                   row("help", "this help"), row("quit", "quit (asks first while a drill runs)"),
-                   ("ctrl+q", "quit at once")]
-        commands = [(f":{commandline.USAGE[name]}", "") for name in commandline.USAGE
-                    if not (self.read_only and name in commandline.MUTATING)]
-        footer = ("READ-ONLY: nothing that changes the cluster can run.\n" if self.read_only else
-                  "Every fault, failback, VM power change and drill shows exactly what will run where "
-                  "and defaults to No.\n")
-        footer += "Keys can be changed in lab.toml: [ui] keys = { failover = \"F\" } (binding ids as in this list)."
-        sections = [("Panes", panes), ("Actions", actions), ("General", general), ("Command line", commands)]
-        self.push_screen(HelpScreen(sections, footer))
+        self.push_screen(HelpScreen(actions.help_sections(self.key_for, self.read_only, self.lab),
+                                    actions.help_footer(self.read_only)))
 
     # --- quit --------------------------------------------------------------------------------
 

@@ -54,6 +54,15 @@ class DrillForm(Horizontal):
             yield Input(self.initial.get(name, ""), id=f"drill-{name}", compact=True,
                         suggester=suggesters.get(name), select_on_focus=False)
 
+    def step(self, field: Input, step: int) -> bool:
+        """Focus the next (+1) or previous (-1) field; False past either end (tab changes pane then)."""
+        fields = list(self.query(Input))
+        index = fields.index(field) + step
+        if 0 <= index < len(fields):
+            fields[index].focus()
+            return True
+        return False
+
     def values(self) -> dict[str, str]:
         return {name: self.query_one(f"#drill-{name}", Input).value for name in FORM_FIELDS}
 

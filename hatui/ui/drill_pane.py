@@ -9,7 +9,6 @@ import collections
 from typing import Any, Awaitable, Callable
 
 from rich.text import Text
-from textual.binding import Binding
 from textual.widgets import Input
 
 from hatui.drill.events import RunFinished
@@ -19,7 +18,7 @@ from hatui.ui.drill_form import DrillForm, form_defaults, plan_arguments
 from hatui.ui.drillview import DrillView
 from hatui.ui.messages import DrillEnded, DrillEventsPending, while_mounted
 from hatui.ui.panes import Pane, styled
-from hatui.ui.widgets import LiveTable, Quiet
+from hatui.ui.widgets import LiveTable, Quiet, key_bindings
 
 CHART_DELAY_S = 0.25  # the live chart is redrawn at most 4 times a second
 
@@ -27,7 +26,7 @@ CHART_DELAY_S = 0.25  # the live chart is redrawn at most 4 times a second
 class DrillPane(Pane):
     pane_id, title, number = "drill", "Drill", 5
 
-    BINDINGS = [Binding("e", "edit", "edit", id="drill.edit")]
+    BINDINGS = key_bindings("drill")
 
     DEFAULT_CSS = """
     DrillPane #drill-status { height: auto; max-height: 4; padding: 0 1; text-wrap: nowrap;

@@ -11,8 +11,8 @@ from textual.widget import Widget
 from hatui.collectors.severity import Severity
 from hatui.ui import model
 from hatui.ui.messages import CommandLogged, while_mounted
-from hatui.ui.panes import Pane, severity_style
-from hatui.ui.widgets import LiveTable, Quiet
+from hatui.ui.panes import Pane
+from hatui.ui.widgets import LiveTable, Quiet, severity_style
 
 MAX_LOG_ROWS = 1000
 

@@ -11,25 +11,11 @@ from typing import Any, ClassVar, Iterable
 
 from rich.text import Text
 from textual.app import ComposeResult
-from textual.binding import Binding
 from textual.containers import Vertical
 from textual.widget import Widget
 
-from hatui.collectors.severity import Severity
 from hatui.ui import model
-from hatui.ui.widgets import LiveTable, Quiet
-
-def severity_style(app, severity: Severity | None) -> str:
-    """Colour from the theme's sev-* variables, plus bold / reverse so it survives NO_COLOR."""
-    if severity is None:
-        return ""
-    variables = app.theme_variables
-    if severity == Severity.OK:
-        return variables.get("sev-ok", "green")
-    if severity == Severity.WARN:
-        return f"bold {variables.get('sev-warn', 'yellow')}"
-    return f"bold reverse {variables.get('sev-alert', 'red')}"
-
+from hatui.ui.widgets import LiveTable, Quiet, key_bindings, severity_style
 
 def styled(app, rows: Iterable[model.TableRow], column: int | None = 0) -> list[tuple[str, list[Any]]]:
     out = []
@@ -175,7 +161,7 @@ class NodesPane(StatePane):
 
 class DrbdPane(StatePane):
     pane_id, title, number = "drbd", "DRBD", 2
-    BINDINGS = [Binding("P", "toggle_problems", "problems", id="drbd.problems")]
+    BINDINGS = key_bindings("drbd")
 
     def __init__(self) -> None:
         super().__init__()

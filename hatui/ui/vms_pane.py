@@ -6,23 +6,19 @@ from __future__ import annotations
 from typing import Iterable
 
 from textual import work
-from textual.binding import Binding
 from textual.widget import Widget
 
 from hatui.ui import model
 from hatui.ui.messages import VmsListed, while_mounted
 from hatui.ui.panes import Pane, styled
-from hatui.ui.widgets import LiveTable, Quiet
+from hatui.ui.widgets import LiveTable, Quiet, key_bindings
 
 VM_POLL_EVERY = 5  # VM listing every 5 cluster refreshes
 
 
 class VmsPane(Pane):
     pane_id, title, number = "vms", "VMs", 4
-    BINDINGS = [
-        Binding("x", "vm_power('stop')", "stop VM", id="vm.stop"),
-        Binding("o", "vm_power('start')", "start VM", id="vm.start"),
-    ]
+    BINDINGS = key_bindings("vms")
 
     def __init__(self) -> None:
         super().__init__()

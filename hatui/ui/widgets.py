@@ -8,7 +8,28 @@ from rich.text import Text
 from textual.binding import Binding
 from textual.widgets import DataTable, Static
 
+from hatui.collectors.severity import Severity
+from hatui.ui import actions, model
+
 Row = tuple[str, Sequence[Any]]  # (row key, cells)
+
+
+def severity_style(app, severity: Severity | None) -> str:
+    """Colour from the theme's sev-* variables, plus bold / reverse so it survives NO_COLOR."""
+    if severity is None:
+        return ""
+    variables = app.theme_variables
+    if severity == Severity.OK:
+        return variables.get("sev-ok", "green")
+    if severity == Severity.WARN:
+        return f"bold {variables.get('sev-warn', 'yellow')}"
+    return f"bold reverse {variables.get('sev-alert', 'red')}"
+
+
+def key_bindings(owner: str) -> list[Binding]:
+    """The key bindings of `owner` (the app or a pane id), from the action table."""
+    return [Binding(row.key, row.binding_action, row.footer or row.help, show=bool(row.footer),
+                    priority=row.priority, id=row.id) for row in actions.keyed(owner)]
 
 
 def cell_text(value: Any) -> str:
@@ -119,6 +140,22 @@ class LiveTable(DataTable):
 class TitleBar(Static):
     """The top line: lab, who holds each VIP, RW / READ-ONLY. Plain text only (no markup)."""
 
+    def show_reading(self, lab_name: str, state, poll_error: str | None) -> None:
+        text = Text()
+        text.append(" hatui ", style="bold")
+        text.append(f" {lab_name} ")
+        if state is not None:
+            for severity, part in model.vip_summary(state):
+                style = severity_style(self.app, severity) if severity > Severity.OK else ""
+                text.append(" ")
+                text.append(part, style=style)
+        else:
+            text.append(" waiting for the first reading…")
+        if poll_error:
+            text.append("  poll failed: ", style=severity_style(self.app, Severity.ALERT))
+            text.append(poll_error)
+        self.show(text)
+
     DEFAULT_CSS = """
     TitleBar { height: 1; width: 1fr; background: $panel; color: $foreground; }
     """
@@ -135,6 +172,16 @@ class TitleBar(Static):
 
 class TabBar(Static):
     """`1 Nodes  2 DRBD ...`: which pane is shown; also the active filter."""
+
+    def show_panes(self, active: str, shown: Iterable[str], extras: list[str]) -> None:
+        """`active` reversed, the others on screen (`shown`) bold, then the `extras` (filter...)."""
+        text = Text()
+        for i, name in enumerate(actions.PANES, 1):
+            style = "bold reverse" if name == active else ("bold" if name in shown else "")
+            text.append(f" {i} {actions.PANE_TITLES[name]} ", style=style)
+        if extras:
+            text.append("  " + "  ".join(extras), style="bold")
+        self.show(text)
 
     DEFAULT_CSS = """
     TabBar { height: 1; width: 1fr; }
