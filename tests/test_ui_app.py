@@ -13,7 +13,7 @@ from hatui.ui.fake import (FakeCore, build_state, demo_drill_events, demo_result
                            healthy_outputs)
 from hatui.ui.modals import ConfirmScreen, HelpScreen
 from hatui.ui.palette import palette_commands
-from hatui.ui.widgets import LiveTable
+from hatui.ui.widgets import KeyFooter, LiveTable
 
 SIZE = (100, 30)
 
@@ -702,6 +702,23 @@ async def test_plain_load_run_against_a_local_server():
     finally:
         server.close()
     assert core.sent == []  # a load run changes nothing on the cluster
+
+
+async def test_footer_keeps_help_and_quit_at_80_columns_on_every_pane():
+    from hatui.drill.plan import make_plan
+
+    core = FakeCore(with_vms=True)
+    core.drill_script, core.drill_hold = demo_drill_events(core.lab), True  # "a abort drill" shown too
+    app = make_app(core, load_journal=False)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(pilot, app)
+        app.panes["drill"].start_drill(make_plan(app.lab))
+        for number, name in enumerate(PANES, 1):
+            await pilot.press(str(number))
+            await pilot.pause()
+            drawn = app.query_one(KeyFooter).render_line(0).text  # what is on screen, not the content
+            assert "? help" in drawn and "q quit" in drawn, (name, drawn)
+        await pilot.press("a")
 
 
 async def test_no_color_keeps_severity_readable(monkeypatch):

@@ -102,6 +102,7 @@ BY_ID = {row.id: row for row in ACTIONS if row.id}
 COMMANDS = {row.command: row for row in ACTIONS if row.command}
 ALIASES = {alias: row.command for row in ACTIONS for alias in row.aliases}
 MUTATING_ACTIONS = frozenset(row.action for row in ACTIONS if row.mutating and row.action)
+PINNED_IDS = frozenset(row.id for row in ACTIONS if row.pinned)
 
 
 def usage(command: str) -> str:

@@ -214,7 +214,9 @@ class Quiet(Static):
 
 
 class KeyFooter(Static):
-    """The keys of the focused pane and the app, in one line of text.
+    """The keys of the focused pane and the app, in one line of text. The pinned keys of the action
+    table (help, quit) stay at the end however narrow the terminal: the keys before them give way
+    (whole, marked …).
 
     Textual's Footer rebuilds a widget per key on every focus change; with panes switching on
     every number key that cost a visible delay, so this draws plain text and only when the
@@ -237,21 +239,36 @@ class KeyFooter(Static):
     def _changed(self, _screen) -> None:
         self.redraw()
 
+    def on_resize(self) -> None:
+        self.redraw()
+
     def redraw(self) -> None:
-        screen = self.screen
         variables = self.app.theme_variables
         key_style = f"bold {variables.get('footer-key-foreground', variables.get('accent', ''))}".strip()
-        text = Text()
+        keys: list[Text] = []
+        pinned: list[Text] = []
         seen: set[str] = set()
-        for active in screen.active_bindings.values():
+        for active in self.screen.active_bindings.values():
             binding, enabled = active.binding, active.enabled
             if not binding.show or not enabled or binding.action in seen:
                 continue
             seen.add(binding.action)
-            if text:
-                text.append("  ")
-            text.append(self.app.get_key_display(binding), style=key_style)
-            text.append(f" {binding.description}")
+            shown = Text.assemble((self.app.get_key_display(binding), key_style), f" {binding.description}")
+            (pinned if binding.id in actions.PINNED_IDS else keys).append(shown)
+        text = fit_keys(keys, pinned, self.size.width)
         if text != self._last:
             self._last = text
             self.update(text)
+
+
+def fit_keys(keys: list[Text], pinned: list[Text], width: int) -> Text:
+    """`keys` then `pinned`, two spaces apart, in `width` cells: keys are dropped from the end
+    (an … says so) until the pinned ones fit."""
+    gap = Text("  ")
+    text = gap.join(keys + pinned)
+    if not width or text.cell_len <= width:
+        return text
+    keys = list(keys)
+    while keys and gap.join(keys + [Text("…")] + pinned).cell_len > width:
+        keys.pop()
+    return gap.join(keys + [Text("…")] + pinned)
