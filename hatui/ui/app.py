@@ -387,18 +387,8 @@ class HatuiApp(App[int]):
     # --- quit --------------------------------------------------------------------------------
 
     def action_quit_app(self) -> None:
-        drill = self.panes["drill"]
-        if drill.view.running and drill.stop_event is not None:
-            def answered(yes: bool | None) -> None:
-                if yes:
-                    drill.quit_when_stopped = True
-                    drill.abort()
-
-            self.push_screen(ConfirmScreen("A drill is running. Stop it (the runner recovers the cluster "
-                                           "first) and quit when it has stopped?",
-                                           yes_label="Yes, stop and quit", title="Quit"), answered)
-            return
-        self.call_later(self.action_quit)
+        if not self.panes["drill"].stop_before_quit():
+            self.call_later(self.action_quit)
 
     async def action_quit(self) -> None:
         self.poller.stop()

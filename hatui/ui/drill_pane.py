@@ -17,6 +17,7 @@ from hatui.ui import loadrun, model
 from hatui.ui.drill_form import DrillForm, form_defaults, plan_arguments
 from hatui.ui.drillview import DrillView
 from hatui.ui.messages import DrillEnded, DrillEventsPending, while_mounted
+from hatui.ui.modals import ConfirmScreen
 from hatui.ui.panes import Pane, styled
 from hatui.ui.widgets import LiveTable, Quiet, key_bindings
 
@@ -274,3 +275,20 @@ class DrillPane(Pane):
             self.app.notify("stopping the load run", timeout=5)
         else:
             self.app.notify("stopping the drill: the runner recovers the cluster first", timeout=8)
+
+    def stop_before_quit(self) -> bool:
+        """While a drill runs, quitting asks first, then stops it and quits once it has stopped.
+        False: nothing runs, quit now."""
+        if not (self.view.running and self.stop_event is not None):
+            return False
+
+        def answered(yes: bool | None) -> None:
+            if yes:
+                self.quit_when_stopped = True
+                self.abort()
+
+        self.app.push_screen(ConfirmScreen("A drill is running. Stop it (the runner recovers the cluster first) "
+                                           "and quit when it has stopped?", yes_label="Yes, stop and quit",
+                                           title="Quit"), answered)
+        return True
+

@@ -8,10 +8,16 @@ from __future__ import annotations
 
 import functools
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from textual.css.query import NoMatches
 from textual.message import Message
+
+if TYPE_CHECKING:
+    from hatui.collectors.cluster import ClusterState
+    from hatui.drill.events import CommandSent
+    from hatui.drill.faults import FaultAction, FaultOutcome
+    from hatui.drill.results import RunResult
 
 
 def while_mounted(handler):
@@ -36,9 +42,9 @@ def while_mounted(handler):
 
 @dataclass
 class StatePolled(Message):
-    """One cluster reading arrived (`ClusterState`)."""
+    """One cluster reading arrived."""
 
-    state: Any
+    state: ClusterState
 
 
 @dataclass
@@ -50,10 +56,10 @@ class PollFailed(Message):
 
 @dataclass
 class FaultDone(Message):
-    """A fault/recovery ran (`FaultOutcome`) or could not be run (`error`)."""
+    """A fault/recovery ran (`outcome`) or could not be run (`error`)."""
 
-    action: Any
-    outcome: Any = None
+    action: FaultAction
+    outcome: FaultOutcome | None = None
     error: str | None = None
 
 
@@ -75,9 +81,9 @@ class PromptClosed(Message):
 
 @dataclass
 class CommandLogged(Message, bubble=False):
-    """The core sent a command (`CommandSent`)."""
+    """The core sent a command."""
 
-    event: Any
+    event: CommandSent
 
 
 @dataclass
@@ -91,7 +97,8 @@ class DrillEventsPending(Message, bubble=False):
 
 @dataclass
 class DrillEnded(Message, bubble=False):
-    """The drill or load-run worker returned (`result`) or failed (`error`)."""
+    """The drill or load-run worker returned (`result`: the runner's outcome, or a load run's
+    summary line) or failed (`error`)."""
 
     result: Any = None
     error: str | None = None
@@ -99,7 +106,7 @@ class DrillEnded(Message, bubble=False):
 
 @dataclass
 class VmsListed(Message, bubble=False):
-    """The VM listing (list of dicts/objects) or why there is none."""
+    """The VM listing (`Core.list_vms`) or why there is none."""
 
     vms: list | None = None
     error: str | None = None
@@ -107,8 +114,8 @@ class VmsListed(Message, bubble=False):
 
 @dataclass
 class JournalLoaded(Message, bubble=False):
-    """Finished runs read from the journal file (`RunResult`s), with unreadable-line counts."""
+    """Finished runs read from the journal file, with what could not be read."""
 
-    results: list
+    results: list[RunResult]
     problems: list[str]
     source: str
