@@ -62,8 +62,8 @@ def child(rate: int) -> None:
             """`rate` LoadProgress events a second, in 10 ms batches, into the drill console."""
             view = self.panes["drill"].view
             view.start(None)
-            self.on_drill_event(ev.DrillRunStarted(key=RunKey("native", "native", 50.0, 1), index=1, total=1,
-                                                   connections=10**9, fault="none"))
+            self.panes["drill"].on_drill_event(ev.DrillRunStarted(key=RunKey("native", "native", 50.0, 1), index=1,
+                                                                  total=1, connections=10**9, fault="none"))
             start = time.monotonic()
             sent = 0
             while True:
@@ -72,7 +72,7 @@ def child(rate: int) -> None:
                 due = int(elapsed * rate)
                 for _ in range(due - sent):
                     sent += 1
-                    self.on_drill_event(ev.LoadProgress(
+                    self.panes["drill"].on_drill_event(ev.LoadProgress(
                         run_id="bench", elapsed_s=elapsed, attempted=sent, replies=sent, success=sent,
                         errors={}, second={"t": int(elapsed), "attempted": 50, "success": 50, "errors": {}}))
 

@@ -11,7 +11,7 @@ import asyncio
 import collections
 import time
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable
 
 from hatui.collectors.cluster import ClusterState, collect_state
 from hatui.config import Lab
@@ -63,6 +63,10 @@ class Core:
 
     # -- Proxmox VMs (hatui.proxmox; blocking calls run in threads) ---------------------------
 
+    def can_list_vms(self) -> bool:
+        """Whether `list_vms` can answer: lab.toml has a [proxmox] section."""
+        return self.lab.proxmox is not None
+
     async def list_vms(self) -> list:
         """The VMs as the Proxmox API reports them (`hatui.proxmox.VmState`, with snapshots).
         Raises ProxmoxConfigError ("Proxmox is not configured ...") when lab.toml has no [proxmox]."""
@@ -113,9 +117,37 @@ class Core:
                              journal_path=journal or self.results_dir / "journal.jsonl")
         return await runner.run(stop=stop)
 
+    async def run_load(self, spec, probe=None, on_event: Callable[[Any], None] | None = None,
+                       stop: asyncio.Event | None = None):
+        """A plain load run (no fault) of `spec` (hatui.load.spec.LoadSpec, ProbeSpec); see `run_plain_load`."""
+        if self.read_only:
+            raise ReadOnlyError("run a load run")
+        return await run_plain_load(spec, probe, on_event, stop)
+
     async def close(self) -> None:
         await self.pool.close()
 
     @staticmethod
     def now() -> float:
         return time.monotonic()
+
+
+async def run_plain_load(spec, probe=None, on_event: Callable[[Any], None] | None = None,
+                   stop: asyncio.Event | None = None):
+    """One `hatui.load.engine.LoadRun` on this loop: its events (hatui.load.events) go to `on_event`;
+    setting `stop` stops launching and lets in-flight connections finish. Returns the LoadSummary."""
+    from hatui.load.engine import LoadRun
+
+    run = LoadRun(spec, probe=probe, listeners=[on_event] if on_event else [])
+    if stop is None:
+        return await run.run()
+
+    async def stop_when_set() -> None:
+        await stop.wait()
+        run.stop()
+
+    stopper = asyncio.ensure_future(stop_when_set())
+    try:
+        return await run.run()
+    finally:
+        stopper.cancel()

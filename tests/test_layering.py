@@ -1,11 +1,15 @@
-"""Core and UI apart: no module outside hatui.ui may import Textual (checked in a fresh interpreter)."""
+"""Core and UI apart: no module outside hatui.ui may import Textual (checked in a fresh interpreter);
+the UI reaches the cluster only through the core (`hatui.session_protocol.CoreProtocol`)."""
 
 from __future__ import annotations
 
+import ast
+import inspect
 import json
 import pkgutil
 import subprocess
 import sys
+from pathlib import Path
 
 import hatui
 
@@ -45,3 +49,51 @@ def test_cli_help_does_not_import_textual():
     code = "import sys\nfrom hatui.cli import build_parser\nbuild_parser()\nprint('textual' in sys.modules)"
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert result.stdout.strip() == "False", result.stderr
+
+
+# --- the UI reaches the cluster only through the core ----------------------------------------------
+
+UI_FORBIDDEN = ("hatui.transport", "hatui.load.engine", "hatui.drill.runner")
+
+
+def imported_modules(path) -> set[str]:
+    """Every module an import statement in `path` names (`from a import b` gives a and a.b)."""
+    names = set()
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+            names.add(node.module)
+            names.update(f"{node.module}.{alias.name}" for alias in node.names)
+    return names
+
+
+def test_ui_modules_do_not_import_transport_engine_or_runner():
+    ui_dir = Path(hatui.__file__).parent / "ui"
+    offenders = {path.name: sorted(name for name in imported_modules(path)
+                                   if any(name == f or name.startswith(f + ".") for f in UI_FORBIDDEN))
+                 for path in sorted(ui_dir.rglob("*.py"))}
+    assert {name: found for name, found in offenders.items() if found} == {}
+
+
+def test_core_and_fake_core_satisfy_the_protocol_with_the_same_signatures():
+    from hatui.core import Core
+    from hatui.session_protocol import CoreProtocol
+    from hatui.ui.fake import FakeCore, fake_lab
+
+    assert isinstance(Core(fake_lab()), CoreProtocol)
+    assert isinstance(FakeCore(), CoreProtocol)
+
+    def shape(function) -> list[tuple]:
+        return [(p.name, p.kind, p.default) for p in inspect.signature(function).parameters.values()]
+
+    methods = [name for name, value in vars(CoreProtocol).items()
+               if callable(value) and not name.startswith("_")]
+    assert "run_load" in methods and "can_list_vms" in methods
+    for name in methods:
+        wanted = shape(getattr(CoreProtocol, name))
+        assert shape(getattr(Core, name)) == wanted, f"Core.{name}"
+        assert shape(getattr(FakeCore, name)) == wanted, f"FakeCore.{name}"
+        coroutine = inspect.iscoroutinefunction(getattr(CoreProtocol, name))
+        assert inspect.iscoroutinefunction(getattr(Core, name)) == coroutine, f"Core.{name}"
+        assert inspect.iscoroutinefunction(getattr(FakeCore, name)) == coroutine, f"FakeCore.{name}"

@@ -6,12 +6,14 @@ from __future__ import annotations
 import asyncio
 import json
 
+from hatui.ui.actions import ACTIONS
 from hatui.ui.app import HatuiApp
 from hatui.ui.commandline import PANES
 from hatui.ui.fake import (FakeCore, build_state, demo_drill_events, demo_results, failover_state, fake_lab,
                            healthy_outputs)
 from hatui.ui.modals import ConfirmScreen, HelpScreen
-from hatui.ui.widgets import LiveTable
+from hatui.ui.palette import palette_commands
+from hatui.ui.widgets import KeyFooter, LiveTable
 
 SIZE = (100, 30)
 
@@ -74,9 +76,9 @@ async def test_number_keys_never_type_into_the_drill_form_until_e():
     async with app.run_test(size=SIZE) as pilot:
         await settle(pilot, app)
         await pilot.press("5")
-        before = app.drill_form_values()
+        before = app.panes["drill"].values()
         await pilot.press("6", "5")
-        assert app.active == "drill" and app.drill_form_values() == before
+        assert app.active == "drill" and app.panes["drill"].values() == before
         await pilot.press("e")
         await pilot.pause()
         assert app.focused.id == "drill-stacks"
@@ -85,7 +87,7 @@ async def test_number_keys_never_type_into_the_drill_form_until_e():
         app.focused.value = ""
         await pilot.press("2", "0", "enter")
         await pilot.pause()
-        assert app.drill_form_values()["rates"] == "20"
+        assert app.panes["drill"].values()["rates"] == "20"
         assert app.focused.id == "drill-results"
         await pilot.press("1")
         assert app.active == "nodes"
@@ -370,15 +372,16 @@ async def test_read_only_sends_nothing_whatever_is_pressed_or_typed():
         await type_line(pilot, "fault native stop-heartbeat master")
         assert not isinstance(app.screen, ConfirmScreen)
         # the palette offers nothing that changes the cluster
-        titles = [title for title, _, _ in app.palette_commands()]
+        titles = [title for title, _, _ in palette_commands(app)]
         assert not [t for t in titles if t.startswith(("Fault", "Failback", "Drill", "Load"))]
         # and the mutating bindings are neither shown nor runnable
         shown = {b.binding.action for b in app.screen.active_bindings.values() if b.enabled and b.binding.show}
-        assert not shown & {"failover", "failback", "drill", "load", "app.vm_power('stop')", "app.vm_power('start')"}
-        for action in ("failover", "failback", "drill", "load", "vm_power('stop')"):
+        assert not shown & {"failover", "failback", "drill", "load", "vm_power('stop')", "vm_power('start')"}
+        for action in ("failover", "failback", "drill", "load"):
             assert await app.run_action(action) is False
+        assert await app.run_action("vm_power('stop')", app.panes["vms"]) is False
         # even a direct call is refused
-        app.request_fault("native", "stop-heartbeat", "master")
+        app.faults.request("native", "stop-heartbeat", "master")
         app.action_drill()
         await pilot.pause()
         assert not isinstance(app.screen, ConfirmScreen)
@@ -546,6 +549,31 @@ async def test_help_overlay_lists_every_key():
         assert not isinstance(app.screen, HelpScreen)
 
 
+async def test_the_action_table_drives_keys_help_palette_and_command_line():
+    app = make_app(FakeCore(with_vms=True))
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot, app)
+        await pilot.press("question_mark")
+        await pilot.pause()
+        help_text = " ".join(str(app.screen.query_one("#help-text").content).split())  # unwrapped
+        await pilot.press("escape")
+        titles = [title for title, _, _ in palette_commands(app)]
+        suggestions = app.command_line.suggestions()
+        for row in ACTIONS:
+            if row.action:  # its key runs a method of its owner, under its binding id
+                owner = app if row.owner == "app" else app.panes[row.owner]
+                assert callable(app.handler(row)), row
+                assert (row.key, row.binding_action, row.id) in [(b.key, b.action, b.id) for b in owner.BINDINGS], row
+            if row.help:
+                assert " ".join(row.help.split("{")[0].split()) in help_text, row
+            if row.palette and row.action != "abort":  # abort: only while a drill runs
+                assert row.palette in titles, row
+            if row.command:
+                assert row.command in app.command_line.with_words or row.action, row
+                assert any(s.startswith(row.command) for s in suggestions), row
+                assert f":{row.usage or row.command}" in help_text, row
+
+
 # --- drill console -------------------------------------------------------------------------------
 
 async def test_drill_starts_after_confirmation_and_renders_events():
@@ -620,10 +648,10 @@ async def test_flood_of_load_progress_is_coalesced():
         events = demo_drill_events(core.lab)
         for _ in range(50):
             for event in events:
-                app.on_drill_event(event)
+                app.panes["drill"].on_drill_event(event)
         await pilot.pause(0.4)
         assert app.panes["drill"].view.events_seen == 50 * len(events)
-        assert not app._drill_buffer
+        assert not app.panes["drill"].pending_events
 
 
 async def test_journal_results_feed_the_charts(tmp_path):
@@ -654,10 +682,10 @@ async def test_plain_load_run_against_a_local_server():
     port = server.sockets[0].getsockname()[1]
     core = FakeCore()
     app = make_app(core)
-    app.load_url = lambda pair: f"http://127.0.0.1:{port}/"
     try:
         async with app.run_test(size=SIZE) as pilot:
             await settle(pilot, app)
+            app.panes["drill"].load_url = lambda pair: f"http://127.0.0.1:{port}/"
             await pilot.press("5")
             form = app.panes["drill"].query_one("DrillForm")
             form.set_values({"rates": "100", "conns": "50"})
@@ -674,6 +702,23 @@ async def test_plain_load_run_against_a_local_server():
     finally:
         server.close()
     assert core.sent == []  # a load run changes nothing on the cluster
+
+
+async def test_footer_keeps_help_and_quit_at_80_columns_on_every_pane():
+    from hatui.drill.plan import make_plan
+
+    core = FakeCore(with_vms=True)
+    core.drill_script, core.drill_hold = demo_drill_events(core.lab), True  # "a abort drill" shown too
+    app = make_app(core, load_journal=False)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(pilot, app)
+        app.panes["drill"].start_drill(make_plan(app.lab))
+        for number, name in enumerate(PANES, 1):
+            await pilot.press(str(number))
+            await pilot.pause()
+            drawn = app.query_one(KeyFooter).render_line(0).text  # what is on screen, not the content
+            assert "? help" in drawn and "q quit" in drawn, (name, drawn)
+        await pilot.press("a")
 
 
 async def test_no_color_keeps_severity_readable(monkeypatch):

@@ -13,7 +13,7 @@ from hatui.collectors.severity import Severity
 from hatui.ui import format as fmt
 from hatui.ui import model
 from hatui.ui.commandline import CommandError, parse, pane_name
-from hatui.ui.drill_pane import plan_arguments
+from hatui.ui.drill_form import plan_arguments
 from hatui.ui.drillview import DrillView
 from hatui.ui.fake import (build_state, demo_drill_events, demo_results, demo_state, failover_state, fake_lab,
                            healthy_outputs)

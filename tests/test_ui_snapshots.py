@@ -46,8 +46,8 @@ def before(*keys: str, drill: bool = False):
         if drill:  # a drill half way through its second run (the runner's events, canned)
             from hatui.drill.plan import make_plan
 
-            pilot.app.chart_delay_s = 0.01
-            pilot.app._start_drill(make_plan(pilot.app.lab))
+            pilot.app.panes["drill"].chart_delay_s = 0.01
+            pilot.app.panes["drill"].start_drill(make_plan(pilot.app.lab))
             await pilot.pause(0.05)
         if keys:
             await pilot.press(*keys)

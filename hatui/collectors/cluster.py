@@ -180,9 +180,14 @@ def _drbd_json(resource) -> dict:
 
 def node_from_output(node: NodeState, result: CommandResult) -> NodeState:
     """Fill a NodeState from the poll script's output (pure; never raises)."""
+    return node_from_text(node, result.stdout, result.duration_s)
+
+
+def node_from_text(node: NodeState, stdout: str, duration_s: float) -> NodeState:
+    """`node_from_output` on captured text (canned readings, replays)."""
     node.reachable = True
-    node.latency_ms = round(result.duration_s * 1000, 1)
-    sections = split_sections(result.stdout)
+    node.latency_ms = round(duration_s * 1000, 1)
+    sections = split_sections(stdout)
     if "hostname" not in sections:
         node.problems.append("poll output not understood (no sections)")
     node.hostname = (sections.get("hostname", Section("", 0)).text.strip() or None)

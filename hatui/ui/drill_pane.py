@@ -1,112 +1,33 @@
-"""The drill console (live counters, per-second chart, finished runs) and the Charts pane.
-The plot widgets live in `hatui.ui.charts`, imported when a chart is first shown."""
+"""The Drill pane: the parameter form, the live console (counters, per-second chart, finished
+runs), and the drill and plain load run it starts (both ask first) and aborts. The runner's events
+are buffered and drawn in batches; the chart is redrawn at most every `chart_delay_s`."""
 
 from __future__ import annotations
 
-from typing import Any
+import asyncio
+import collections
+from typing import Any, Awaitable, Callable
 
 from rich.text import Text
-from textual.app import ComposeResult
-from textual.binding import Binding
-from textual.containers import Horizontal
-from textual.suggester import SuggestFromList
-from textual.widgets import Input, Label
+from textual.widgets import Input
 
-from hatui.config import FAULTS, STACKS
-from hatui.drill.results import aggregate
-from hatui.ui import format as fmt
-from hatui.ui import model
+from hatui.drill.events import DrillRunFinished
+from hatui.drill.plan import make_plan
+from hatui.ui import loadrun, model
+from hatui.ui.drill_form import DrillForm, form_defaults, plan_arguments
 from hatui.ui.drillview import DrillView
+from hatui.ui.messages import DrillEnded, DrillEventsPending, while_mounted
+from hatui.ui.modals import ConfirmScreen
 from hatui.ui.panes import Pane, styled
-from hatui.ui.widgets import LiveTable, Quiet
+from hatui.ui.widgets import LiveTable, Quiet, key_bindings
 
-FORM_FIELDS = ("stacks", "rates", "repeat", "conns", "fault")
-
-
-def form_defaults(lab) -> dict[str, str]:
-    """The drill parameters of lab.toml, as the form shows them."""
-    return {"stacks": " ".join(lab.drill.stacks), "rates": " ".join(f"{r:g}" for r in lab.load.rates),
-            "repeat": str(lab.load.repetitions), "conns": str(lab.load.connections), "fault": lab.drill.fault}
-
-
-AGG_COLUMNS = [("stack", "stack"), ("phase", "phase"), ("rate", "rate"), ("runs", "runs"),
-               ("avail mean", "avail"), ("± sd", "avail_sd"), ("downtime mean", "down"), ("± sd", "down_sd")]
-
-
-class DrillForm(Horizontal):
-    DEFAULT_CSS = """
-    DrillForm { height: auto; width: 1fr; layout: grid; grid-size: 6; grid-columns: auto 1fr auto 1fr auto 1fr;
-                grid-gutter: 0 1; padding: 0 1; }
-    DrillForm Label { padding: 0 0 0 0; color: $text-muted; }
-    DrillForm Input { width: 1fr; }
-    """
-
-    BINDINGS = [Binding("escape", "leave", "done editing", show=True)]
-
-    def __init__(self, values: dict[str, str]) -> None:
-        super().__init__(id="drill-form")
-        self.initial = dict(values)
-
-    def action_leave(self) -> None:
-        pane = next((a for a in self.ancestors if isinstance(a, DrillPane)), None)
-        if pane is not None:
-            pane.query_one("#drill-results", LiveTable).focus()
-
-    def on_input_submitted(self, event: Input.Submitted) -> None:
-        event.stop()
-        self.action_leave()
-
-    def compose(self) -> ComposeResult:
-        suggesters = {"stacks": SuggestFromList(["native", "virtual", "native virtual"]),
-                      "fault": SuggestFromList(list(FAULTS))}
-        for name in FORM_FIELDS:
-            yield Label(name)
-            yield Input(self.initial.get(name, ""), id=f"drill-{name}", compact=True,
-                        suggester=suggesters.get(name), select_on_focus=False)
-
-    def values(self) -> dict[str, str]:
-        return {name: self.query_one(f"#drill-{name}", Input).value for name in FORM_FIELDS}
-
-    def set_values(self, values: dict[str, str]) -> None:
-        for name, value in values.items():
-            self.query_one(f"#drill-{name}", Input).value = value
-
-
-def plan_arguments(values: dict[str, str]) -> dict[str, Any]:
-    """Form / `:drill` values -> make_plan keyword arguments; ValueError names the bad field."""
-    out: dict[str, Any] = {}
-    if values.get("stacks", "").strip():
-        stacks = fmt.words(values["stacks"])
-        bad = [s for s in stacks if s not in STACKS]
-        if bad:
-            raise ValueError(f"stacks: unknown {', '.join(bad)} (native, virtual)")
-        out["stacks"] = stacks
-    if values.get("rates", "").strip():
-        try:
-            out["rates"] = fmt.numbers(values["rates"])
-        except ValueError as exc:
-            raise ValueError(f"rates: {exc}") from None
-    for key, arg in (("repeat", "repeat"), ("conns", "conns")):
-        text = values.get(key, "").strip()
-        if text:
-            try:
-                out[arg] = int(text)
-            except ValueError:
-                raise ValueError(f"{key}: not a whole number: {text!r}") from None
-    if values.get("fault", "").strip():
-        out["fault"] = values["fault"].strip()
-    return out
+CHART_DELAY_S = 0.25  # the live chart is redrawn at most 4 times a second
 
 
 class DrillPane(Pane):
     pane_id, title, number = "drill", "Drill", 5
 
-    BINDINGS = [Binding("e", "edit", "edit", id="drill.edit")]
-
-    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
-        if action == "edit":
-            return not self.view.running
-        return True
+    BINDINGS = key_bindings("drill")
 
     DEFAULT_CSS = """
     DrillPane #drill-status { height: auto; max-height: 4; padding: 0 1; text-wrap: nowrap;
@@ -120,6 +41,18 @@ class DrillPane(Pane):
         super().__init__()
         self.view = DrillView()
         self.form_values = form_defaults(lab)
+        self.chart_delay_s = CHART_DELAY_S
+        self.pending_events: collections.deque = collections.deque()  # from the runner, not drawn yet
+        self._pending_posted = False
+        self._chart_timer = None
+        self.stop_event: asyncio.Event | None = None  # set: the running drill / load run stops
+        self._load_run = False  # what runs is a plain load run
+        self.quit_when_stopped = False
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action == "edit":
+            return not self.view.running
+        return super().check_action(action, parameters)
 
     def build(self):
         from hatui.ui.charts import RunChart  # plotext only once a chart is shown
@@ -159,7 +92,7 @@ class DrillPane(Pane):
     def render_status(self) -> None:
         if not self.ready:
             return
-        keys = getattr(self.app, "key_for", lambda _id, default: default)
+        keys = self.app.key_for
         lines = self.view.status_lines(keys("drill", "d"), keys("abort", "a"))
         lines = [line.replace("e edits", f"{keys('drill.edit', 'e')} edits", 1) for line in lines]
         text = Text("\n".join(lines))
@@ -184,52 +117,178 @@ class DrillPane(Pane):
         self.render_status()
         self.render_results()
 
+    # --- a drill ---------------------------------------------------------------------------------
 
-class ChartsPane(Pane):
-    pane_id, title, number = "charts", "Charts", 6
-
-    DEFAULT_CSS = """
-    ChartsPane AvailabilityChart { height: 1fr; min-height: 8; }
-    ChartsPane #charts-table { max-height: 10; }
-    """
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.results: dict[str, Any] = {}
-        self.sources: list[str] = []
-
-    def build(self):
-        from hatui.ui.charts import AvailabilityChart
-
-        yield AvailabilityChart(id="charts-chart")
-        yield LiveTable(AGG_COLUMNS, id="charts-table")
-        yield Quiet("", id="charts-hint", classes="hint")
-
-    def add_results(self, results: list, source: str | None = None) -> None:
-        for run in results:
-            self.results[run.run_id] = run
-        if source and source not in self.sources:
-            self.sources.append(source)
-        self.render_results()
-
-    def render_results(self) -> None:
-        if not self.ready:
+    def request_drill(self, values: dict[str, str] | None = None) -> None:
+        """Plan a drill from the form (updated with `values` first), show its first fault, ask."""
+        app = self.app
+        if not self._can_start("a drill", "a drill is already running"):
             return
-        aggregates = aggregate(list(self.results.values()))
-        self.query_one("#charts-chart").replot(aggregates)
-        rows = []
-        for agg in aggregates:
-            a, d = agg.availability_pct, agg.downtime_ms
-            rows.append(model.TableRow(f"{agg.stack}/{agg.phase}/{agg.rate:g}", None, [
-                agg.stack, agg.phase, f"{agg.rate:g}", f"{agg.valid_runs}/{agg.runs}",
-                fmt.percent(a.mean, 2), f"{a.stddev:.2f}" if a.stddev is not None else "-",
-                fmt.millis(d.mean), f"{d.stddev / 1000:.2f} s" if d.stddev is not None else "-"]))
-        self.query_one("#charts-table", LiveTable).sync(styled(self.app, rows, None))
-        where = " + ".join(self.sources) if self.sources else "no journal found; runs of this session appear here"
-        self.query_one("#charts-hint", Quiet).show(f"{len(self.results)} finished run(s) from {where}")
+        try:
+            if values:
+                self.set_values(values)
+            plan = make_plan(app.lab, **plan_arguments(self.values()))
+            first = plan.runs[0]
+            fault = app.core.plan_fault(first.pair, first.fault, first.fault_target)
+        except Exception as exc:
+            app.notify(f"cannot start the drill: {exc}", severity="error", timeout=10, markup=False)
+            return
+        minutes = plan.planned_seconds / 60
+        pairs = sorted({r.pair for r in plan.runs})
+        text = (f"Start a drill: {len(plan.runs)} run(s) on {', '.join(pairs)}; rates "
+                f"{', '.join(f'{r:g}' for r in plan.rates)} conn/s x {plan.repetitions}, {plan.connections} "
+                f"connections each (about {minutes:.0f} min of load).\n"
+                f"Each run injects {first.fault} on the {first.fault_target} and recovers it. The first:\n\n"
+                f"{fault.confirmation}")
+        app.confirm(text, yes_label="Yes, start the drill", title="Start a drill", then=lambda: self.start_drill(plan))
 
-    def restyle(self) -> None:
-        self.render_results()
+    def start_drill(self, plan) -> None:
+        stop = self._begin(plan, load_run=False)
+        self.replot()
+        self.run_worker(self._until_ended(self.app.core.run_drill(plan, self.on_drill_event, stop)),
+                        group="drill", exit_on_error=False)
 
+    # --- a plain load run ------------------------------------------------------------------------
 
-__all__ = ["DrillPane", "ChartsPane", "DrillForm", "plan_arguments"]
+    def request_load(self) -> None:
+        """A plain load run (no fault) at the form's first rate against a pair's VIP; asks first."""
+        app = self.app
+        if not self._can_start("a load run", "a drill or load run is already running"):
+            return
+        pair = app.lab.pairs[app.selected_pair()]
+        try:
+            args = plan_arguments(self.values())
+            rate = (args.get("rates") or app.lab.load.rates)[0]
+            conns = args.get("conns", app.lab.load.connections)
+            spec, probe = loadrun.make_specs(app.lab, pair, rate, conns, url=self.load_url(pair))
+        except Exception as exc:
+            app.notify(f"cannot start the load run: {exc}", severity="error", timeout=10, markup=False)
+            return
+        text = (f"Send {conns} connections at {rate:g} conn/s to {spec.url} (about {conns / rate:.0f} s), "
+                f"with a probe request every {probe.interval * 1000:g} ms.\n"
+                f"Nothing on the cluster is changed; the service behind {pair.vip_address} gets the load.")
+        app.confirm(text, yes_label="Yes, send the load", title=f"Load run on {pair.name}",
+                    then=lambda: self.start_load(pair, spec, probe, rate, conns))
+
+    def load_url(self, pair) -> str:
+        return loadrun.load_url(self.app.lab, pair)
+
+    def start_load(self, pair, spec, probe, rate: float, conns: int) -> None:
+        stop = self._begin(None, load_run=True)
+        adapter = loadrun.LoadToDrillEvents(pair, rate, conns)
+
+        def listener(event) -> None:  # the load engine's events, shown as a drill's
+            for converted in adapter.convert(event):
+                self.on_drill_event(converted)
+
+        self.run_worker(self._until_ended(self.app.core.run_load(spec, probe, listener, stop), loadrun.summary_line),
+                        group="drill", exit_on_error=False)
+
+    # --- while it runs -----------------------------------------------------------------------------
+
+    def _can_start(self, what: str, busy: str) -> bool:
+        """Not in read-only mode, not while something runs; the Drill pane is shown either way."""
+        if self.app.refuse_if_read_only(what):
+            return False
+        self.app.set_active("drill")
+        if self.view.running:
+            self.app.notify(busy, severity="warning")
+            return False
+        return True
+
+    def _begin(self, plan, *, load_run: bool) -> asyncio.Event:
+        self.view.start(plan)
+        self.render_status()
+        self.app.render_tabs()
+        self.app.refresh_bindings()
+        self._load_run = load_run
+        self.stop_event = asyncio.Event()
+        return self.stop_event
+
+    async def _until_ended(self, running: Awaitable, describe: Callable[[Any], Any] | None = None) -> None:
+        """The worker: wait for the drill or load run, then post how it ended."""
+        try:
+            result = await running
+        except Exception as exc:
+            self.post_message(DrillEnded(error=f"{type(exc).__name__}: {exc}"))
+        else:
+            self.post_message(DrillEnded(result=describe(result) if describe else result))
+
+    def on_drill_event(self, event) -> None:
+        """The runner's callback: buffer and post one coalescing marker (never blocks)."""
+        self.pending_events.append(event)
+        if not self._pending_posted:
+            self._pending_posted = True
+            self.post_message(DrillEventsPending())
+
+    @while_mounted
+    def on_drill_events_pending(self, _message: DrillEventsPending) -> None:
+        self._pending_posted = False
+        changed: set[str] = set()
+        finished = []
+        while self.pending_events:
+            event = self.pending_events.popleft()
+            changed |= self.view.apply(event)
+            if isinstance(event, DrillRunFinished):
+                finished.append(event.result)
+        if "status" in changed:
+            self.render_status()
+        if "results" in changed:
+            self.render_results()
+            self.app.panes["charts"].add_results(finished, "this session")
+        if "chart" in changed and self._chart_timer is None:
+            self._chart_timer = self.set_timer(max(self.chart_delay_s, 0.01), self._replot_later, name="chart")
+
+    def _replot_later(self) -> None:
+        self._chart_timer = None
+        self.replot()
+
+    @while_mounted
+    def on_drill_ended(self, message: DrillEnded) -> None:
+        self.on_drill_events_pending(DrillEventsPending())  # what is still in the buffer
+        view = self.view
+        view.running = False
+        if message.error:
+            view.ended = f"failed: {message.error}"
+            self.app.notify(f"drill failed: {message.error}", severity="error", timeout=10, markup=False)
+        elif not view.ended:
+            view.ended = "finished"
+        outcome = message.result
+        if isinstance(outcome, str):
+            view.ended = outcome
+        elif outcome is not None and outcome.halted:
+            view.ended = f"halted: {outcome.halted}"
+        self.render_status()
+        self.stop_event = None
+        self.app.render_tabs()
+        self.app.refresh_bindings()
+        self.app.panes["charts"].load_journal()
+        if self.quit_when_stopped:
+            self.app.call_later(self.app.action_quit)
+
+    def abort(self) -> None:
+        if self.stop_event is None:
+            self.app.notify("no drill is running")
+            return
+        self.stop_event.set()
+        if self._load_run:
+            self.app.notify("stopping the load run", timeout=5)
+        else:
+            self.app.notify("stopping the drill: the runner recovers the cluster first", timeout=8)
+
+    def stop_before_quit(self) -> bool:
+        """While a drill runs, quitting asks first, then stops it and quits once it has stopped.
+        False: nothing runs, quit now."""
+        if not (self.view.running and self.stop_event is not None):
+            return False
+
+        def answered(yes: bool | None) -> None:
+            if yes:
+                self.quit_when_stopped = True
+                self.abort()
+
+        self.app.push_screen(ConfirmScreen("A drill is running. Stop it (the runner recovers the cluster first) "
+                                           "and quit when it has stopped?", yes_label="Yes, stop and quit",
+                                           title="Quit"), answered)
+        return True
+

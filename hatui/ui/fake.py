@@ -1,8 +1,7 @@
 """A fake core for tests, snapshots, benchmarks and demos: no network, fixed data.
 
-`FakeCore` has the `Core` surface the UI uses (`lab`, `read_only`, `poll`, `plan_fault`,
-`execute`, `run_drill`, `commands`, `command_listeners`, `results_dir`) and records every
-mutating call in `sent`. Its cluster readings are built with the real collectors from canned
+`FakeCore` has the `Core` surface the UI uses (`hatui.session_protocol.CoreProtocol`) and
+records every call that would change the cluster in `sent`. Its cluster readings are built with the real collectors from canned
 `drbdadm status`/`cl_status` output, so severities come from the real judges. Nothing in it
 depends on the clock: readings carry fixed timestamps and uptimes.
 """
@@ -15,14 +14,12 @@ import copy
 from pathlib import Path
 from typing import Any, Callable
 
-from hatui.collectors.cluster import (ClusterState, NodeState, PairState, judge_node, judge_pair,
-                                      node_from_output)
+from hatui.collectors.cluster import ClusterState, NodeState, PairState, judge_node, judge_pair, node_from_text
 from hatui.collectors.severity import worst
 from hatui.config import Lab, parse_lab
 from hatui.drill.events import CommandSent
 from hatui.drill.faults import FaultOutcome, ReadOnlyError, plan_fault
 from hatui.httpcheck import HttpCheck
-from hatui.transport import CommandResult
 
 FAKE_LAB_TOML = """
 [lab]
@@ -179,7 +176,7 @@ def build_state(lab: Lab, outputs: dict[str, str | None], *, errors: dict[str, s
             if text is None:
                 node.reachable, node.error = False, errors.get(name, "timeout after 2 s")
             else:
-                node_from_output(node, CommandResult(name, "poll", 0, text, "", 0.004, taken_at))
+                node_from_text(node, text, 0.004)
             node.checked_at = taken_at
             judge_node(node)
             nodes[name] = node
@@ -287,9 +284,11 @@ class FakeCore:
             self.vms = [{"name": h.name, "vmid": h.vm.vmid, "node": h.vm.node, "status": "running",
                          "cpu": 0.03, "mem": 200 * 2**20, "maxmem": 512 * 2**20, "uptime": 3600}
                         for h in self.lab.vms]
-            self.list_vms = self._list_vms  # only offered when asked for (Core may not have it)
 
-    async def _list_vms(self) -> list[dict]:
+    def can_list_vms(self) -> bool:
+        return self.lab.proxmox is not None and self.vms is not None
+
+    async def list_vms(self) -> list:
         return copy.deepcopy(self.vms or [])
 
     async def poll(self, pairs: list[str] | None = None, timeout: float | None = None) -> ClusterState:
@@ -322,6 +321,15 @@ class FakeCore:
         if stop is not None and (self.drill_script is None or self.drill_hold):
             await stop.wait()
         return None
+
+    async def run_load(self, spec, probe=None, on_event: Callable[[Any], None] | None = None,
+                       stop: asyncio.Event | None = None):
+        """A real load run against `spec.url` (tests serve it locally); nothing on the cluster changes."""
+        if self.read_only:
+            raise ReadOnlyError("run a load run")
+        from hatui.core import run_plain_load
+
+        return await run_plain_load(spec, probe, on_event, stop)
 
     def log_command(self, host: str, command: str, exit_status: int | None, duration_s: float,
                     error: str | None = None) -> CommandSent:

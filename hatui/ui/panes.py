@@ -1,7 +1,8 @@
-"""The panes: Nodes, DRBD, Heartbeat, VMs and Log (Drill and Charts live in their own modules).
+"""The pane base classes and the cluster-reading panes: Nodes, DRBD, Heartbeat. VMs, Drill, Charts
+and Log live in their own modules, with the workers that feed them.
 
 Each pane renders rows built by `hatui.ui.model` into `LiveTable`s (updated in place) and a
-`Quiet` notes area. Panes never talk to the core: the app hands them data.
+`Quiet` notes area. The cluster-reading panes get each reading from the app (`show_state`).
 """
 
 from __future__ import annotations
@@ -10,28 +11,11 @@ from typing import Any, ClassVar, Iterable
 
 from rich.text import Text
 from textual.app import ComposeResult
-from textual.binding import Binding
 from textual.containers import Vertical
 from textual.widget import Widget
 
-from hatui.collectors.severity import Severity
 from hatui.ui import model
-from hatui.ui.widgets import LiveTable, Quiet
-
-MAX_LOG_ROWS = 1000
-
-
-def severity_style(app, severity: Severity | None) -> str:
-    """Colour from the theme's sev-* variables, plus bold / reverse so it survives NO_COLOR."""
-    if severity is None:
-        return ""
-    variables = getattr(app, "theme_variables", {}) or {}
-    if severity == Severity.OK:
-        return variables.get("sev-ok", "green")
-    if severity == Severity.WARN:
-        return f"bold {variables.get('sev-warn', 'yellow')}"
-    return f"bold reverse {variables.get('sev-alert', 'red')}"
-
+from hatui.ui.widgets import LiveTable, Quiet, key_bindings, severity_style
 
 def styled(app, rows: Iterable[model.TableRow], column: int | None = 0) -> list[tuple[str, list[Any]]]:
     out = []
@@ -100,13 +84,14 @@ class Pane(Vertical):
         for table in self.query(LiveTable):
             table.set_filter(self.filter_text)
         self.after_build()
-        pane_ready = getattr(self.app, "pane_ready", None)
-        if pane_ready is not None:
-            pane_ready(self.pane_id)
+        self.app.pane_ready(self.pane_id)
 
     def after_build(self) -> None:
         """Draw the data received while the pane was not built yet."""
         self.restyle()
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        return self.app.allows(action)  # read-only mode refuses the pane's mutating keys too
 
     def focus_target(self) -> Widget | None:
         if not self.ready:
@@ -129,6 +114,10 @@ class Pane(Vertical):
         target = self.focus_target()
         return target.current_key() if isinstance(target, LiveTable) else None
 
+    def selected_pair(self) -> str | None:
+        """The pair of the row under the cursor (None: this pane has no such row)."""
+        return None
+
 
 class StatePane(Pane):
     """A pane that renders cluster readings."""
@@ -149,9 +138,6 @@ class StatePane(Pane):
         if self.state is not None and self.ready:
             self.render_state()
 
-    def selected_pair(self) -> str | None:
-        return None
-
 
 class NodesPane(StatePane):
     pane_id, title, number = "nodes", "Nodes", 1
@@ -161,8 +147,7 @@ class NodesPane(StatePane):
         yield Quiet("waiting for the first reading…", id="nodes-notes", classes="notes")
 
     def render_state(self) -> None:
-        lab = getattr(self.app, "lab", None)
-        self.query_one(LiveTable).sync(styled(self.app, model.node_rows(self.state, lab)))
+        self.query_one(LiveTable).sync(styled(self.app, model.node_rows(self.state, self.app.lab)))
         notes = model.node_notes(self.state)
         self.query_one("#nodes-notes", Quiet).show(
             notes_text(self.app, notes) if notes else Text("all nodes OK"))
@@ -176,7 +161,7 @@ class NodesPane(StatePane):
 
 class DrbdPane(StatePane):
     pane_id, title, number = "drbd", "DRBD", 2
-    BINDINGS = [Binding("P", "toggle_problems", "problems", id="drbd.problems")]
+    BINDINGS = key_bindings("drbd")
 
     def __init__(self) -> None:
         super().__init__()
@@ -208,9 +193,7 @@ class DrbdPane(StatePane):
     def set_problems_only(self, value: bool) -> None:
         self.problems_only = value
         self._hint()
-        render_tabs = getattr(self.app, "render_tabs", None)
-        if render_tabs is not None:
-            render_tabs()
+        self.app.render_tabs()
         self.restyle()
 
     def selected_pair(self) -> str | None:
@@ -240,89 +223,3 @@ class HeartbeatPane(StatePane):
 
     def selected_pair(self) -> str | None:
         return self.selected_key()
-
-
-class VmsPane(StatePane):
-    pane_id, title, number = "vms", "VMs", 4
-    BINDINGS = [
-        Binding("x", "app.vm_power('stop')", "stop VM", id="vm.stop"),
-        Binding("o", "app.vm_power('start')", "start VM", id="vm.start"),
-    ]
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.vms: list | None = None
-        self.status = ""
-
-    def build(self) -> Iterable[Widget]:
-        yield Quiet("", id="vms-status", classes="hint")
-        yield LiveTable(model.VM_COLUMNS, id="vms-table")
-
-    def show_vms(self, vms: list | None, status: str) -> None:
-        self.vms, self.status = vms, status
-        self.restyle()
-
-    def render_state(self) -> None:
-        if not self.ready:
-            return
-        lab = getattr(self.app, "lab", None)
-        self.query_one("#vms-status", Quiet).show(self.status)
-        if lab is not None:
-            self.query_one(LiveTable).sync(styled(self.app, model.vm_rows(lab, self.vms)))
-
-    def restyle(self) -> None:
-        if self.ready:
-            self.render_state()
-
-    def selected_vm(self) -> str | None:
-        return self.selected_key()
-
-    def selected_pair(self) -> str | None:
-        vm = self.selected_vm()
-        lab = getattr(self.app, "lab", None)
-        if vm and lab is not None:
-            for pair in lab.pairs.values():
-                if vm in (pair.master, pair.slave):
-                    return pair.name
-        return None
-
-
-class LogPane(Pane):
-    """Every command hatui sent: host, exit status, duration, the command."""
-
-    pane_id, title, number = "log", "Log", 7
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.rows: list[tuple[str, list[str]]] = []
-        self.seq = 0
-
-    def build(self) -> Iterable[Widget]:
-        yield LiveTable(model.LOG_COLUMNS, id="log-table")
-        yield Quiet("no command sent yet", id="log-hint", classes="hint")
-
-    def add_events(self, events: Iterable[Any]) -> None:
-        for event in events:
-            self.seq += 1
-            self.rows.append((str(self.seq), model.log_cells(event)))
-        del self.rows[:-MAX_LOG_ROWS]
-        self.render_rows()
-
-    def render_rows(self) -> None:
-        if not self.ready:
-            return
-        table = self.query_one(LiveTable)
-        follow = not table.row_keys or table.cursor_row >= len(table.row_keys) - 1
-        cells = []
-        for key, row in self.rows:
-            failed = row[1] != "0"
-            style = severity_style(self.app, Severity.ALERT if row[1] == "ERR" else Severity.WARN) if failed else ""
-            cells.append((key, [Text(row[0]), Text(row[1], style=style), Text(row[2]), Text(row[3])]))
-        table.sync(cells)
-        if follow and table.row_keys:
-            table.move_cursor(row=len(table.row_keys) - 1, animate=False)
-        self.query_one("#log-hint", Quiet).show(
-            f"{len(self.rows)} command(s), newest last" if self.rows else "no command sent yet")
-
-    def restyle(self) -> None:
-        self.render_rows()

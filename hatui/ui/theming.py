@@ -115,3 +115,19 @@ def load_themes(dirs: list[Path]) -> LoadedThemes:
                 continue
             themes[theme.name] = theme
     return LoadedThemes(list(themes.values()), failures)
+
+
+def install_themes(app, wanted: str | None, dirs: list[Path]) -> tuple[list[str], list[str]]:
+    """Register the themes found in `dirs` with `app` and switch to `wanted` (DEFAULT_THEME when it
+    is unknown). Returns the hatui theme names and what could not be loaded."""
+    loaded = load_themes(dirs)
+    failures = list(loaded.failures)
+    for theme in loaded.themes:
+        app.register_theme(theme)
+    wanted = wanted or DEFAULT_THEME
+    if wanted not in app.available_themes:
+        failures.append(f"theme {wanted!r} not found; using {DEFAULT_THEME}")
+        wanted = DEFAULT_THEME if DEFAULT_THEME in app.available_themes else "textual-dark"
+    app.theme = wanted
+    return [t.name for t in loaded.themes], failures
+

@@ -8,7 +8,28 @@ from rich.text import Text
 from textual.binding import Binding
 from textual.widgets import DataTable, Static
 
+from hatui.collectors.severity import Severity
+from hatui.ui import actions, model
+
 Row = tuple[str, Sequence[Any]]  # (row key, cells)
+
+
+def severity_style(app, severity: Severity | None) -> str:
+    """Colour from the theme's sev-* variables, plus bold / reverse so it survives NO_COLOR."""
+    if severity is None:
+        return ""
+    variables = app.theme_variables
+    if severity == Severity.OK:
+        return variables.get("sev-ok", "green")
+    if severity == Severity.WARN:
+        return f"bold {variables.get('sev-warn', 'yellow')}"
+    return f"bold reverse {variables.get('sev-alert', 'red')}"
+
+
+def key_bindings(owner: str) -> list[Binding]:
+    """The key bindings of `owner` (the app or a pane id), from the action table."""
+    return [Binding(row.key, row.binding_action, row.footer or row.help, show=bool(row.footer),
+                    priority=row.priority, id=row.id) for row in actions.keyed(owner)]
 
 
 def cell_text(value: Any) -> str:
@@ -119,6 +140,22 @@ class LiveTable(DataTable):
 class TitleBar(Static):
     """The top line: lab, who holds each VIP, RW / READ-ONLY. Plain text only (no markup)."""
 
+    def show_reading(self, lab_name: str, state, poll_error: str | None) -> None:
+        text = Text()
+        text.append(" hatui ", style="bold")
+        text.append(f" {lab_name} ")
+        if state is not None:
+            for severity, part in model.vip_summary(state):
+                style = severity_style(self.app, severity) if severity > Severity.OK else ""
+                text.append(" ")
+                text.append(part, style=style)
+        else:
+            text.append(" waiting for the first reading…")
+        if poll_error:
+            text.append("  poll failed: ", style=severity_style(self.app, Severity.ALERT))
+            text.append(poll_error)
+        self.show(text)
+
     DEFAULT_CSS = """
     TitleBar { height: 1; width: 1fr; background: $panel; color: $foreground; }
     """
@@ -135,6 +172,16 @@ class TitleBar(Static):
 
 class TabBar(Static):
     """`1 Nodes  2 DRBD ...`: which pane is shown; also the active filter."""
+
+    def show_panes(self, active: str, shown: Iterable[str], extras: list[str]) -> None:
+        """`active` reversed, the others on screen (`shown`) bold, then the `extras` (filter...)."""
+        text = Text()
+        for i, name in enumerate(actions.PANES, 1):
+            style = "bold reverse" if name == active else ("bold" if name in shown else "")
+            text.append(f" {i} {actions.PANE_TITLES[name]} ", style=style)
+        if extras:
+            text.append("  " + "  ".join(extras), style="bold")
+        self.show(text)
 
     DEFAULT_CSS = """
     TabBar { height: 1; width: 1fr; }
@@ -167,7 +214,9 @@ class Quiet(Static):
 
 
 class KeyFooter(Static):
-    """The keys of the focused pane and the app, in one line of text.
+    """The keys of the focused pane and the app, in one line of text. The pinned keys of the action
+    table (help, quit) stay at the end however narrow the terminal: the keys before them give way
+    (whole, marked …).
 
     Textual's Footer rebuilds a widget per key on every focus change; with panes switching on
     every number key that cost a visible delay, so this draws plain text and only when the
@@ -190,21 +239,36 @@ class KeyFooter(Static):
     def _changed(self, _screen) -> None:
         self.redraw()
 
+    def on_resize(self) -> None:
+        self.redraw()
+
     def redraw(self) -> None:
-        screen = self.screen
         variables = self.app.theme_variables
         key_style = f"bold {variables.get('footer-key-foreground', variables.get('accent', ''))}".strip()
-        text = Text()
+        keys: list[Text] = []
+        pinned: list[Text] = []
         seen: set[str] = set()
-        for active in screen.active_bindings.values():
+        for active in self.screen.active_bindings.values():
             binding, enabled = active.binding, active.enabled
             if not binding.show or not enabled or binding.action in seen:
                 continue
             seen.add(binding.action)
-            if text:
-                text.append("  ")
-            text.append(self.app.get_key_display(binding), style=key_style)
-            text.append(f" {binding.description}")
+            shown = Text.assemble((self.app.get_key_display(binding), key_style), f" {binding.description}")
+            (pinned if binding.id in actions.PINNED_IDS else keys).append(shown)
+        text = fit_keys(keys, pinned, self.size.width)
         if text != self._last:
             self._last = text
             self.update(text)
+
+
+def fit_keys(keys: list[Text], pinned: list[Text], width: int) -> Text:
+    """`keys` then `pinned`, two spaces apart, in `width` cells: keys are dropped from the end
+    (an … says so) until the pinned ones fit."""
+    gap = Text("  ")
+    text = gap.join(keys + pinned)
+    if not width or text.cell_len <= width:
+        return text
+    keys = list(keys)
+    while keys and gap.join(keys + [Text("…")] + pinned).cell_len > width:
+        keys.pop()
+    return gap.join(keys + [Text("…")] + pinned)
