@@ -1,8 +1,11 @@
-"""The core facade: what the TUI and headless mode drive. No Textual here.
+"""The one door into the core: what every front end drives (the TUI, `export`, `status`,
+`load`, `vms`). No Textual here.
 
-One `Core` per open lab: one SSH pool, the command log, and the entry points for polling,
-faults, load runs and drills. With `read_only=True` every mutating entry point raises
-`ReadOnlyError` before anything is sent.
+One `Core` per open lab: one SSH pool, the command log, the Proxmox client, and the entry
+points for polling, faults, load runs and drills. With `read_only=True` every mutating entry
+point raises `ReadOnlyError` before anything is sent. `hatui.session_protocol.CoreProtocol`
+describes it for the UI. `lab` may be None for the front ends that work without a lab file
+(`hatui load URL`, `hatui vms` with connection flags).
 """
 
 from __future__ import annotations
@@ -23,11 +26,13 @@ COMMAND_LOG_SIZE = 1000
 
 
 class Core:
-    def __init__(self, lab: Lab, *, read_only: bool = False, results_dir: Path | None = None):
+    def __init__(self, lab: Lab | None, *, read_only: bool = False, results_dir: Path | None = None,
+                 pve_settings=None):
         self.lab = lab
         self.read_only = read_only
         self.results_dir = results_dir or Path("results")
-        self.pool = SshPool([h for h in lab.hosts.values() if h.role == "server"])
+        self.pve_settings = pve_settings  # hatui.proxmox.PveSettings overriding lab.toml's [proxmox]
+        self.pool = SshPool(lab.servers if lab is not None else [])
         self.commands: collections.deque[CommandSent] = collections.deque(maxlen=COMMAND_LOG_SIZE)
         self.command_listeners: list[Callable[[CommandSent], None]] = []
         self.pool.listeners.append(self._on_command)
@@ -95,10 +100,10 @@ class Core:
     async def _pve(self, call):
         """Run `call(client)` in a thread; the client is made once and dropped after an error (the lab's
         emulator gets a new token at each `lab up`)."""
-        from hatui.proxmox import ProxmoxError, lab_client
+        from hatui.proxmox import ProxmoxError
 
         if self._pve_client is None:
-            self._pve_client = lab_client(self.lab)
+            self._pve_client = self.proxmox_client()
         client = self._pve_client
         try:
             return await asyncio.to_thread(call, client)
@@ -124,8 +129,31 @@ class Core:
             raise ReadOnlyError("run a load run")
         return await run_plain_load(spec, probe, on_event, stop)
 
+    def make_load(self, spec, probe=None, *, engine: str = "builtin", workers: int = 1, listeners=(),
+                  **engine_options):
+        """A load run of `spec` (and `probe`) on `engine`, not started: the caller runs, watches and
+        stops it (`hatui load`). Refused in read-only mode."""
+        if self.read_only:
+            raise ReadOnlyError("run a load run")
+        from hatui.load import make_run
+
+        return make_run(spec, engine=engine, probe=probe, listeners=listeners, workers=workers, **engine_options)
+
+    def proxmox_client(self):
+        """A blocking Proxmox client (hatui.proxmox.PveClient) for this thread, from `pve_settings`
+        or lab.toml's [proxmox]; use one per thread."""
+        from hatui.proxmox import PveClient, lab_client
+
+        return PveClient(self.pve_settings) if self.pve_settings is not None else lab_client(self.lab)
+
     async def close(self) -> None:
         await self.pool.close()
+
+    async def __aenter__(self) -> "Core":
+        return self
+
+    async def __aexit__(self, *exc) -> None:
+        await self.close()
 
     @staticmethod
     def now() -> float:

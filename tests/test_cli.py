@@ -16,7 +16,7 @@ from hatui.cli import build_parser, main
 from hatui.commands import check, export
 from hatui.config import load_lab
 from hatui.drill.plan import make_plan
-from hatui.drill.runner import DrillOutcome, plan_info
+from hatui.drill.runner import DrillOutcome
 
 REPO = Path(__file__).resolve().parents[1]
 LAB = str(REPO / "lab.toml")
@@ -80,7 +80,7 @@ def test_export_both_spellings_run_the_same_plan(tmp_path, monkeypatch, capsys):
     plans = []
 
     async def fake_drive(lab, plan, out, progress):
-        plans.append(plan_info(plan))
+        plans.append(plan.info())
         return DrillOutcome(results=[], exit_code=0)
 
     monkeypatch.setattr(export, "_drive", fake_drive)

@@ -1,5 +1,6 @@
 """Core and UI apart: no module outside hatui.ui may import Textual (checked in a fresh interpreter);
-the UI reaches the cluster only through the core (`hatui.session_protocol.CoreProtocol`)."""
+every front end (the UI, the commands) reaches the cluster only through the core (`hatui.core.Core`,
+described for the UI by `hatui.session_protocol.CoreProtocol`)."""
 
 from __future__ import annotations
 
@@ -51,9 +52,23 @@ def test_cli_help_does_not_import_textual():
     assert result.stdout.strip() == "False", result.stderr
 
 
-# --- the UI reaches the cluster only through the core ----------------------------------------------
+def test_headless_export_does_not_import_textual(tmp_path):
+    """`hatui export` runs on CI machines and from cron: nothing on its path may need the TUI's stack."""
+    code = ("import sys\nfrom hatui.cli import main\n"
+            "import hatui.commands.export, hatui.core, hatui.drill.runner, hatui.report, hatui.load.writes\n"
+            f"code = main(['export', {str(tmp_path / 'out')!r}, '--lab', {str(tmp_path / 'none.toml')!r}])\n"
+            "print(code, 'textual' in sys.modules)")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert result.stdout.strip().splitlines()[-1] == "2 False", result.stderr
 
-UI_FORBIDDEN = ("hatui.transport", "hatui.load.engine", "hatui.drill.runner")
+
+# --- every front end reaches hosts, load and drills only through the core ---------------------------
+
+# What only hatui.core may build: SSH pools, cluster readings, load runs and drill runners.
+FRONT_END_FORBIDDEN = ("hatui.transport", "hatui.load.engine", "hatui.load.httperf", "hatui.drill.runner",
+                       "hatui.collectors.cluster.collect_state", "hatui.load.make_run", "hatui.load.LoadRun",
+                       "hatui.load.ShardedRun", "hatui.load.HttperfRun", "hatui.proxmox.PveClient",
+                       "hatui.proxmox.lab_client")
 
 
 def imported_modules(path) -> set[str]:
@@ -68,12 +83,27 @@ def imported_modules(path) -> set[str]:
     return names
 
 
-def test_ui_modules_do_not_import_transport_engine_or_runner():
-    ui_dir = Path(hatui.__file__).parent / "ui"
-    offenders = {path.name: sorted(name for name in imported_modules(path)
-                                   if any(name == f or name.startswith(f + ".") for f in UI_FORBIDDEN))
-                 for path in sorted(ui_dir.rglob("*.py"))}
-    assert {name: found for name, found in offenders.items() if found} == {}
+def front_end_offenders(directory: Path) -> dict[str, list[str]]:
+    found = {str(path.relative_to(directory.parent)): sorted(
+                 name for name in imported_modules(path)
+                 if any(name == f or name.startswith(f + ".") for f in FRONT_END_FORBIDDEN))
+             for path in sorted(directory.rglob("*.py"))}
+    return {name: names for name, names in found.items() if names}
+
+
+def test_front_ends_go_through_the_core():
+    """The TUI (hatui/ui) and the commands (hatui/commands) parse and present; hatui.core acts."""
+    package = Path(hatui.__file__).parent
+    assert front_end_offenders(package / "ui") == {}
+    assert front_end_offenders(package / "commands") == {}
+
+
+def test_the_front_end_check_finds_a_bypass(tmp_path):
+    (tmp_path / "commands").mkdir()
+    (tmp_path / "commands" / "status.py").write_text(
+        "from hatui.transport import SshPool\nfrom hatui.collectors.cluster import SCHEMA, collect_state\n")
+    assert front_end_offenders(tmp_path / "commands") == {
+        "commands/status.py": ["hatui.collectors.cluster.collect_state", "hatui.transport", "hatui.transport.SshPool"]}
 
 
 def test_core_and_fake_core_satisfy_the_protocol_with_the_same_signatures():

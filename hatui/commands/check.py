@@ -7,7 +7,6 @@ import argparse
 from hatui.commands import add_json_option, add_lab_option, examples, print_json
 from hatui.config import Lab, load_lab
 from hatui.drill.plan import DrillPlan, make_plan
-from hatui.drill.runner import plan_info
 from hatui.errors import EXIT_OK, HatuiError
 
 SCHEMA = "hatui.check/1"
@@ -76,7 +75,7 @@ def as_json(lab: Lab, plan: DrillPlan | None, plan_error: str | None) -> dict:
                            "resources": list(p.resources)} for p in lab.pairs.values()},
         "proxmox": {"endpoint": px.endpoint, "nodes": list(px.nodes), "token_id": px.token_id,
                     "verify_tls": px.verify_tls} if px else None,
-        "plan": {**plan_info(plan), "planned_seconds": round(plan.planned_seconds, 1)} if plan else {"error": plan_error},
+        "plan": {**plan.info(), "planned_seconds": round(plan.planned_seconds, 1)} if plan else {"error": plan_error},
     }
 
 

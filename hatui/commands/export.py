@@ -12,14 +12,13 @@ from pathlib import Path
 
 from hatui.commands import add_lab_option, add_mode_option, examples
 from hatui.config import load_lab
+from hatui.core import Core
 from hatui.drill.events import DrillHalted, DrillRunFinished, DrillRunStarted, Event, RunSkipped, TimelineMark
 from hatui.drill.plan import make_plan
-from hatui.drill.runner import DrillRunner, plan_info
 from hatui.errors import EXIT_REFUSED, UsageError
 from hatui.journal import finished_runs
 from hatui.drill.results import RunResult
 from hatui.report import write_all
-from hatui.transport import SshPool
 
 MODE = "the headless drill (hatui --export DIR)"
 
@@ -104,7 +103,7 @@ def run(args: argparse.Namespace) -> int:
     done = [RunResult.from_dict(r) for r in finished_runs(out / "journal.jsonl").values()]
     order = {r.run_id: i for i, r in enumerate(plan.runs)}
     done.sort(key=lambda r: order.get(r.run_id, len(order)))
-    write_all(out, done, lab_name=lab.name, plan_info=plan_info(plan), halted=outcome.halted)
+    write_all(out, done, lab_name=lab.name, plan_info=plan.info(), halted=outcome.halted)
     if outcome.refused:
         print(f"hatui: {outcome.refused}", file=sys.stderr)
         return EXIT_REFUSED
@@ -119,12 +118,12 @@ def run(args: argparse.Namespace) -> int:
 
 
 async def _drive(lab, plan, out: Path, progress: "Progress"):
-    async with SshPool([h for h in lab.hosts.values() if h.role == "server"]) as pool:
-        runner = DrillRunner(lab, plan, pool=pool, on_event=progress, journal_path=out / "journal.jsonl")
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):  # stop cleanly: recover the cluster, keep results
-            loop.add_signal_handler(sig, runner.stop)
-        return await runner.run()
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):  # stop cleanly: recover the cluster, keep results
+        loop.add_signal_handler(sig, stop.set)
+    async with Core(lab) as core:
+        return await core.run_drill(plan, progress, stop=stop, journal=out / "journal.jsonl")
 
 
 class Progress:

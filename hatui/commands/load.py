@@ -13,8 +13,9 @@ import sys
 from pathlib import Path
 
 from hatui.commands import examples
+from hatui.core import Core
 from hatui.errors import UsageError
-from hatui.load import (ENGINES, MAX_CONNECTIONS, MAX_DURATION_S, LoadSpec, ProbeSpec, ServedBy, make_run,
+from hatui.load import (ENGINES, MAX_CONNECTIONS, MAX_DURATION_S, LoadSpec, ProbeSpec, ServedBy,
                         new_event_loop, resolve, write_records)
 from hatui.load.format import format_progress, format_summary
 from hatui.load.spec import DEFAULT_PROBE_TIMEOUT_S, DEFAULT_TIMEOUT_S
@@ -171,7 +172,7 @@ def _run_loop(args, spec, probe, address):
         kwargs = {"address": address}
         if args.engine == "httperf":
             kwargs.update(httperf=args.httperf, hog=args.hog)
-        load_run = make_run(spec, engine=args.engine, probe=probe, workers=args.workers, **kwargs)
+        load_run = Core(None).make_load(spec, probe, engine=args.engine, workers=args.workers, **kwargs)
         loop = asyncio.get_running_loop()
 
         def on_signal() -> None:

@@ -7,12 +7,12 @@ import asyncio
 import json
 import time
 
-from hatui.collectors.cluster import SCHEMA, ClusterState, collect_state
+from hatui.collectors.cluster import SCHEMA, ClusterState
 from hatui.collectors.severity import Severity
 from hatui.commands import add_json_option, add_lab_option, examples
 from hatui.config import load_lab
+from hatui.core import Core
 from hatui.errors import UsageError
-from hatui.transport import SshPool
 
 MARK = {Severity.OK: "OK", Severity.WARN: "!", Severity.ALERT: "!!"}
 
@@ -40,7 +40,7 @@ def run(args: argparse.Namespace) -> int:
         pairs = [lab.pairs[p] for p in args.pair]
     if args.stack:
         pairs = [p for p in pairs if p.stack == args.stack]
-    state = asyncio.run(_collect(lab, pairs))
+    state = asyncio.run(_collect(lab, [p.name for p in pairs]))
     if args.json:
         print(json.dumps(state.to_json(), indent=2))
     else:
@@ -48,10 +48,9 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-async def _collect(lab, pairs) -> ClusterState:
-    hosts = {name for p in pairs for name in (p.master, p.slave)}
-    async with SshPool([lab.hosts[h] for h in hosts]) as pool:
-        return await collect_state(lab, pool, pairs=pairs)
+async def _collect(lab, pairs: list[str]) -> ClusterState:
+    async with Core(lab) as core:
+        return await core.poll(pairs)
 
 
 def _table(rows: list[list[str]]) -> list[str]:

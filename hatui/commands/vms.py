@@ -155,9 +155,9 @@ def _settings(args: argparse.Namespace, lab):
 
 
 def _client(args: argparse.Namespace, lab):
-    from hatui.proxmox import PveClient
+    from hatui.core import Core
 
-    return PveClient(_settings(args, lab))
+    return Core(lab, pve_settings=_settings(args, lab)).proxmox_client()
 
 
 # --------------------------------------------------------------------------------------------

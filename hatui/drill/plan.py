@@ -85,6 +85,13 @@ class DrillPlan:
         """Load time plus settling between runs (preflight and recovery waits come on top)."""
         return sum(r.duration_s + self.settle_s for r in self.runs)
 
+    def info(self) -> dict:
+        """The plan as the journal and results.json record it."""
+        return {"stacks": self.stacks, "rates": self.rates, "repetitions": self.repetitions,
+                "connections": self.connections, "fault": self.fault, "uri": self.uri, "timeout_s": self.timeout_s,
+                "probe_interval_ms": self.probe_interval_ms, "engine": self.engine, "runs": len(self.runs),
+                "write_ratio": self.write_ratio}
+
 
 def make_plan(lab: Lab, *, stacks: list[str] | None = None, rates: list[float] | None = None,
               repeat: int | None = None, conns: int | None = None, fault: str | None = None,

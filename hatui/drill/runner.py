@@ -150,7 +150,7 @@ class DrillRunner:
         results: list[RunResult] = []
         halted = refused = None
         try:
-            self.journal.write("drill-started", plan=plan_info(self.plan), runs=len(self.plan.runs))
+            self.journal.write("drill-started", plan=self.plan.info(), runs=len(self.plan.runs))
             self.emit(DrillStarted(total_runs=len(self.plan.runs), plan=self.plan))
             if interrupted is not None:
                 await self._undo_interrupted(interrupted)
@@ -433,9 +433,3 @@ async def _forward(source: asyncio.Event, target: asyncio.Event) -> None:
 def _is_poll(command: str) -> bool:
     return command.startswith("\necho @@hostname") or command.startswith("echo @@hostname") or command.startswith("cl_status nodestatus")
 
-
-def plan_info(plan: DrillPlan) -> dict:
-    return {"stacks": plan.stacks, "rates": plan.rates, "repetitions": plan.repetitions,
-            "connections": plan.connections, "fault": plan.fault, "uri": plan.uri, "timeout_s": plan.timeout_s,
-            "probe_interval_ms": plan.probe_interval_ms, "engine": plan.engine, "runs": len(plan.runs),
-            "write_ratio": plan.write_ratio}
