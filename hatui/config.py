@@ -61,13 +61,22 @@ class SshSettings:
     command_timeout_s: float = 10.0
 
 
-@dataclass
+@dataclass(frozen=True)
 class VmSpec:
+    """One VM as the lab wants it (the study: 1 core, 512 MB, 50 GB + 10 GB, two NICs): a lab.toml
+    host's `vm` table, and what `hatui vms create` asks Proxmox for."""
+
+    name: str
     vmid: int
     node: str
     cores: int = 1
     memory_mb: int = 512
     disks_gb: list[int] = field(default_factory=lambda: [50, 10])
+    nics: list[str] = field(default_factory=lambda: ["vmbr0", "vmbr1"])  # bridge per NIC (hatui.proxmox.lab_vm_spec derives a lab host's)
+    storage: str = "local-lvm"
+    disk_bus: str = "scsi"  # scsi | virtio | sata
+    nic_model: str = "virtio"
+    ostype: str = "l26"
 
 
 @dataclass
@@ -688,7 +697,7 @@ def _hosts(r: _Reader, data, networks, ssh, expand, address_range, local) -> dic
             address = next(iter(nics.values())).address
         vm = None
         if "vm" in t:
-            vm = _vm(r, t["vm"], f"{path}.vm")
+            vm = _vm(r, t["vm"], f"{path}.vm", name)
             if vm is not None:
                 if vm.vmid in seen_vmids:
                     r.problem(f"{path}.vm.vmid", f"vmid {vm.vmid} is already used by {seen_vmids[vm.vmid]}")
@@ -704,7 +713,7 @@ def _hosts(r: _Reader, data, networks, ssh, expand, address_range, local) -> dic
     return hosts
 
 
-def _vm(r: _Reader, t: Any, path: str) -> VmSpec | None:
+def _vm(r: _Reader, t: Any, path: str, name: str) -> VmSpec | None:
     if not isinstance(t, dict):
         r.problem(path, f"expected a table, found {_describe(t)}")
         return None
@@ -717,7 +726,7 @@ def _vm(r: _Reader, t: Any, path: str) -> VmSpec | None:
                     lambda v: None if v and all(d > 0 for d in v) else "expected at least one positive disk size")
     if vmid is None or node is None:
         return None
-    return VmSpec(vmid, node, cores, memory, disks)
+    return VmSpec(name, vmid, node, cores, memory, disks)
 
 
 def _drbd(r: _Reader, data: dict) -> dict[str, DrbdConfig]:

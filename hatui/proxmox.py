@@ -26,11 +26,13 @@ import stat
 import sys
 import threading
 import time
+import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Sequence, TypeVar
 from urllib.parse import urlsplit
 
+from hatui.config import VmSpec
 from hatui.errors import EXIT_REFUSED, EXIT_USAGE, HatuiError
 
 log = logging.getLogger("hatui.proxmox")
@@ -320,32 +322,17 @@ class CreateResult:
     notes: tuple[str, ...] = ()
 
 
-@dataclass(frozen=True)
-class VmSpec:
-    """One VM as the lab wants it (the study: 1 core, 512 MB, 50 GB + 10 GB, two NICs)."""
-
-    name: str
-    vmid: int
-    node: str
-    cores: int = 1
-    memory_mb: int = 512
-    disks_gb: list[int] = field(default_factory=lambda: [50, 10])
-    nics: list[str] = field(default_factory=lambda: ["vmbr0", "vmbr1"])  # bridge per NIC
-    storage: str = "local-lvm"
-    disk_bus: str = "scsi"  # scsi | virtio | sata
-    nic_model: str = "virtio"
-    ostype: str = "l26"
-
-    def to_params(self) -> dict[str, Any]:
-        """The POST /nodes/{node}/qemu form for this spec (booleans as 0/1)."""
-        p: dict[str, Any] = {"vmid": self.vmid, "name": self.name, "cores": self.cores, "memory": str(self.memory_mb), "ostype": self.ostype}
-        if self.disk_bus == "scsi":
-            p["scsihw"] = "virtio-scsi-single"
-        for i, size in enumerate(self.disks_gb):
-            p[f"{self.disk_bus}{i}"] = f"{self.storage}:{int(size)}"
-        for i, bridge in enumerate(self.nics):
-            p[f"net{i}"] = f"{self.nic_model},bridge={bridge}"
-        return p
+def create_params(spec: VmSpec) -> dict[str, Any]:
+    """The POST /nodes/{node}/qemu form for `spec` (booleans as 0/1)."""
+    p: dict[str, Any] = {"vmid": spec.vmid, "name": spec.name, "cores": spec.cores, "memory": str(spec.memory_mb),
+                         "ostype": spec.ostype}
+    if spec.disk_bus == "scsi":
+        p["scsihw"] = "virtio-scsi-single"
+    for i, size in enumerate(spec.disks_gb):
+        p[f"{spec.disk_bus}{i}"] = f"{spec.storage}:{int(size)}"
+    for i, bridge in enumerate(spec.nics):
+        p[f"net{i}"] = f"{spec.nic_model},bridge={bridge}"
+    return p
 
 
 ProgressFn = Callable[[TaskProgress], None]
@@ -689,7 +676,7 @@ class PveClient:
                 raise VmSpecMismatch(f"VM {spec.vmid} exists on {node} but differs from the spec ({'; '.join(diffs)}); nothing changed", diffs)
             notes = (f"VM {spec.vmid} lives on {node}, the spec places it on {spec.node}",) if node != spec.node else ()
             return CreateResult(spec.vmid, node, created=False, notes=notes)
-        upid = self.request("POST", f"nodes/{spec.node}/qemu", **spec.to_params())
+        upid = self.request("POST", f"nodes/{spec.node}/qemu", **create_params(spec))
         task = self.wait_task(upid, timeout=timeout, progress=progress)
         return CreateResult(spec.vmid, spec.node, created=True, task=task)
 
@@ -932,8 +919,7 @@ def lab_vm_spec(lab: Any, host: Any) -> VmSpec:
         raise ProxmoxConfigError(f"{host.name} is not a VM in {lab.path} (no vm table)")
     bridges = lab_bridges(lab)
     nics = [bridges[n.network] for n in sorted(host.nics.values(), key=lambda n: _nic_order(n.name))]
-    return VmSpec(host.name, host.vm.vmid, host.vm.node, cores=host.vm.cores, memory_mb=host.vm.memory_mb,
-                  disks_gb=list(host.vm.disks_gb), nics=nics)
+    return dataclasses.replace(host.vm, nics=nics)
 
 
 def lab_vm_specs(lab: Any) -> list[VmSpec]:
