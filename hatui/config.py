@@ -13,9 +13,10 @@ import re
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from hatui.errors import HatuiError
+from hatui.toml_reader import REQUIRED, Problem, Reader, check_name, describe, one_of, port_number, positive
 
 STACKS = ("native", "virtual")
 FAULTS = ("stop-heartbeat", "standby", "crash", "cut-link", "stop-vm")
@@ -270,13 +271,6 @@ def replication_nic(pair: Pair, me: Host, peer: Host) -> str | None:
 # Errors
 
 
-@dataclass
-class Problem:
-    path: str
-    message: str
-    line: int | None = None
-
-
 class ConfigError(HatuiError):
     """One or more problems in a lab file; str() gives one line per problem."""
 
@@ -294,190 +288,6 @@ class ConfigError(HatuiError):
 
     def format(self) -> str:
         return "\n".join(self.lines())
-
-
-# --------------------------------------------------------------------------------------------
-# Reading helpers
-
-_REQUIRED = object()
-_SECRET_WORDS = ("secret", "password", "passphrase", "private_key")
-
-
-def _describe(value: Any) -> str:
-    if isinstance(value, bool):
-        return f"boolean {str(value).lower()}"
-    if isinstance(value, int):
-        return f"integer {value}"
-    if isinstance(value, float):
-        return f"number {value:g}"
-    if isinstance(value, str):
-        shown = value if len(value) <= 40 else value[:37] + "..."
-        return f'string "{shown}"'
-    if isinstance(value, list):
-        return f"a list of {len(value)}"
-    if isinstance(value, dict):
-        return "a table"
-    return type(value).__name__
-
-
-class _Reader:
-    """Reads typed values out of the parsed TOML, collecting problems instead of raising."""
-
-    def __init__(self, text: str):
-        self.problems: list[Problem] = []
-        self._lines = _KeyLines(text)
-
-    def problem(self, path: str, message: str) -> None:
-        self.problems.append(Problem(path, message, self._lines.find(path)))
-
-    def table(self, data: dict, path: str, allowed: list[str] | None, required: bool = False,
-              label: str | None = None) -> dict | None:
-        """`data[path]` as a table; `label` is its full key path when `data` is itself nested."""
-        value = _get(data, path)
-        path = label or path
-        if value is None:
-            if required:
-                self.problem(path, "missing table: expected a [" + path + "] section")
-            return None
-        if not isinstance(value, dict):
-            self.problem(path, f"expected a table, found {_describe(value)}")
-            return None
-        if allowed is not None:
-            self.unknown_keys(value, path, allowed)
-        return value
-
-    def unknown_keys(self, table: dict, path: str, allowed: list[str]) -> None:
-        for key in table:
-            if key in allowed:
-                continue
-            full = f"{path}.{key}" if path else key
-            if any(word in key.lower() for word in _SECRET_WORDS):
-                self.problem(full, "secrets must not be written inline in the lab file: "
-                             "use a *_env (environment variable name) or *_file (path) key")
-                continue
-            near = difflib.get_close_matches(key, allowed, n=1, cutoff=0.6)
-            hint = f"; did you mean '{near[0]}'?" if near else f"; known keys: {', '.join(allowed)}"
-            self.problem(full, f"unknown key{hint}")
-
-    def value(self, table: dict, path: str, key: str, kind: str, default: Any = _REQUIRED,
-              check: Callable[[Any], str | None] | None = None) -> Any:
-        """Read `table[key]` as `kind` (str, int, number, bool, list[str], list[number], list[int])."""
-        full = f"{path}.{key}" if path else key
-        if key not in table:
-            if default is _REQUIRED:
-                self.problem(full, f"missing: expected {_KIND_NAMES[kind]}")
-                return None
-            return default
-        raw = table[key]
-        if not _is_kind(raw, kind):
-            self.problem(full, f"expected {_KIND_NAMES[kind]}, found {_describe(raw)}")
-            return None if default is _REQUIRED else default
-        if check is not None:
-            message = check(raw)
-            if message:
-                self.problem(full, message)
-                return None if default is _REQUIRED else default
-        return float(raw) if kind == "number" else raw
-
-
-_KIND_NAMES = {
-    "str": "a string",
-    "int": "an integer",
-    "number": "a number",
-    "bool": "true or false",
-    "list[str]": "a list of strings",
-    "list[number]": "a list of numbers",
-    "list[int]": "a list of integers",
-    "table[str]": "a table of strings",
-}
-
-
-def _is_kind(value: Any, kind: str) -> bool:
-    if kind == "str":
-        return isinstance(value, str)
-    if kind == "int":
-        return isinstance(value, int) and not isinstance(value, bool)
-    if kind == "number":
-        return isinstance(value, (int, float)) and not isinstance(value, bool)
-    if kind == "bool":
-        return isinstance(value, bool)
-    if kind.startswith("list["):
-        inner = kind[5:-1]
-        return isinstance(value, list) and all(_is_kind(v, inner) for v in value)
-    if kind == "table[str]":
-        return isinstance(value, dict) and all(isinstance(v, str) for v in value.values())
-    raise ValueError(kind)
-
-
-def _get(data: dict, path: str) -> Any:
-    node: Any = data
-    for part in path.split("."):
-        if not isinstance(node, dict) or part not in node:
-            return None
-        node = node[part]
-    return node
-
-
-def _positive(value: Any) -> str | None:
-    return None if value > 0 else f"expected a positive number, found {value:g}"
-
-
-def _port(value: int) -> str | None:
-    return None if 0 < value < 65536 else f"expected a port number 1..65535, found {value}"
-
-
-def _one_of(options: tuple[str, ...]) -> Callable[[str], str | None]:
-    def check(value: str) -> str | None:
-        if value in options:
-            return None
-        near = difflib.get_close_matches(value, options, n=1)
-        hint = f" (did you mean '{near[0]}'?)" if near else ""
-        return f"expected one of {', '.join(options)}, found \"{value}\"{hint}"
-    return check
-
-
-_NAME_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_-]{0,31}$")
-
-
-def _check_name(reader: _Reader, path: str, name: str) -> None:
-    if not _NAME_RE.match(name):
-        reader.problem(path, f"bad name \"{name}\": use a letter then letters, digits, - or _ (at most 32)")
-
-
-class _KeyLines:
-    """Best-effort map from a key path to the line of lab.toml that sets it (tomllib keeps none)."""
-
-    _HEADER = re.compile(r"^\s*\[\[?\s*([^\]]+?)\s*\]\]?\s*(#.*)?$")
-    _KEY = re.compile(r"^\s*([A-Za-z0-9_\-\".' ]+?)\s*=")
-
-    def __init__(self, text: str):
-        self.entries: list[tuple[str, int]] = []
-        current = ""
-        for number, line in enumerate(text.splitlines(), start=1):
-            header = self._HEADER.match(line)
-            if header:
-                current = self._norm(header.group(1))
-                self.entries.append((current, number))
-                continue
-            key = self._KEY.match(line)
-            if key:
-                dotted = self._norm(key.group(1))
-                full = f"{current}.{dotted}" if current else dotted
-                self.entries.append((full, number))
-                # keys of an inline table on the same line
-                for inner in re.finditer(r"[{,]\s*([A-Za-z0-9_\-]+)\s*=", line):
-                    self.entries.append((f"{full}.{inner.group(1)}", number))
-
-    @staticmethod
-    def _norm(key: str) -> str:
-        return ".".join(part.strip().strip('"').strip("'") for part in key.split("."))
-
-    def find(self, path: str) -> int | None:
-        best, best_len = None, -1
-        for key, number in self.entries:
-            if (path == key or path.startswith(key + ".")) and len(key) > best_len:
-                best, best_len = number, len(key)
-        return best
 
 
 # --------------------------------------------------------------------------------------------
@@ -515,7 +325,7 @@ def parse_lab(text: str, path: str | Path = "lab.toml") -> Lab:
         match = re.search(r"line (\d+)", message)
         line = int(match.group(1)) if match else None
         raise ConfigError(path, [Problem("", f"TOML syntax error: {message}", line)]) from None
-    reader = _Reader(text)
+    reader = Reader(text)
     lab = _build(reader, data, path)
     if reader.problems:
         raise ConfigError(path, reader.problems)
@@ -526,7 +336,7 @@ def parse_lab(text: str, path: str | Path = "lab.toml") -> Lab:
 _TOP_KEYS = ["lab", "networks", "ssh", "hosts", "drbd", "pairs", "proxmox", "load", "drill", "thresholds", "ui"]
 
 
-def _build(r: _Reader, data: dict, path: Path) -> Lab | None:
+def _build(r: Reader, data: dict, path: Path) -> Lab | None:
     r.unknown_keys(data, "", _TOP_KEYS)
 
     lab_t = r.table(data, "lab", ["name", "local", "state_dir", "address_range"], required=True) or {}
@@ -563,9 +373,9 @@ def _build(r: _Reader, data: dict, path: Path) -> Lab | None:
                load=load, drill=drill, thresholds=thresholds, ui=ui)
 
 
-def _address(r: _Reader, path: str, value: Any) -> ipaddress.IPv4Address | None:
+def _address(r: Reader, path: str, value: Any) -> ipaddress.IPv4Address | None:
     if not isinstance(value, str):
-        r.problem(path, f"expected an IPv4 address string like \"10.0.0.11\", found {_describe(value)}")
+        r.problem(path, f"expected an IPv4 address string like \"10.0.0.11\", found {describe(value)}")
         return None
     try:
         return ipaddress.IPv4Address(value)
@@ -574,9 +384,9 @@ def _address(r: _Reader, path: str, value: Any) -> ipaddress.IPv4Address | None:
         return None
 
 
-def _network(r: _Reader, path: str, value: Any) -> ipaddress.IPv4Network | None:
+def _network(r: Reader, path: str, value: Any) -> ipaddress.IPv4Network | None:
     if not isinstance(value, str):
-        r.problem(path, f"expected a network string like \"10.0.0.0/24\", found {_describe(value)}")
+        r.problem(path, f"expected a network string like \"10.0.0.0/24\", found {describe(value)}")
         return None
     try:
         return ipaddress.IPv4Network(value, strict=True)
@@ -585,14 +395,14 @@ def _network(r: _Reader, path: str, value: Any) -> ipaddress.IPv4Network | None:
         return None
 
 
-def _networks(r: _Reader, data: dict, address_range, local: bool) -> dict[str, Network]:
+def _networks(r: Reader, data: dict, address_range, local: bool) -> dict[str, Network]:
     table = r.table(data, "networks", None, required=True) or {}
     out: dict[str, Network] = {}
     for name, sub in table.items():
         path = f"networks.{name}"
-        _check_name(r, path, name)
+        check_name(r, path, name)
         if not isinstance(sub, dict):
-            r.problem(path, f"expected a table, found {_describe(sub)}")
+            r.problem(path, f"expected a table, found {describe(sub)}")
             continue
         r.unknown_keys(sub, path, ["cidr", "host_address"])
         if "cidr" not in sub:
@@ -628,43 +438,43 @@ def _usable(address: ipaddress.IPv4Address, cidr: ipaddress.IPv4Network) -> bool
 _SSH_KEYS = ["user", "port", "key_file", "known_hosts", "connect_timeout_s", "command_timeout_s"]
 
 
-def _ssh(r: _Reader, t: dict, path: str, base: SshSettings, expand) -> SshSettings:
+def _ssh(r: Reader, t: dict, path: str, base: SshSettings, expand) -> SshSettings:
     key_file = r.value(t, path, "key_file", "str", None)
     known_hosts = r.value(t, path, "known_hosts", "str", None)
     return SshSettings(
         user=r.value(t, path, "user", "str", base.user),
-        port=r.value(t, path, "port", "int", base.port, _port),
+        port=r.value(t, path, "port", "int", base.port, port_number),
         key_file=expand(key_file) if key_file else base.key_file,
         known_hosts=expand(known_hosts) if known_hosts else base.known_hosts,
-        connect_timeout_s=r.value(t, path, "connect_timeout_s", "number", base.connect_timeout_s, _positive),
-        command_timeout_s=r.value(t, path, "command_timeout_s", "number", base.command_timeout_s, _positive),
+        connect_timeout_s=r.value(t, path, "connect_timeout_s", "number", base.connect_timeout_s, positive),
+        command_timeout_s=r.value(t, path, "command_timeout_s", "number", base.command_timeout_s, positive),
     )
 
 
-def _hosts(r: _Reader, data, networks, ssh, expand, address_range, local) -> dict[str, Host]:
+def _hosts(r: Reader, data, networks, ssh, expand, address_range, local) -> dict[str, Host]:
     table = r.table(data, "hosts", None, required=True) or {}
     hosts: dict[str, Host] = {}
     seen_addresses: dict[ipaddress.IPv4Address, str] = {}
     seen_vmids: dict[int, str] = {}
     for name, t in table.items():
         path = f"hosts.{name}"
-        _check_name(r, path, name)
+        check_name(r, path, name)
         if not isinstance(t, dict):
-            r.problem(path, f"expected a table, found {_describe(t)}")
+            r.problem(path, f"expected a table, found {describe(t)}")
             continue
         r.unknown_keys(t, path, ["stack", "role", "nics", "ssh", "ssh_address", "vm"])
-        role = r.value(t, path, "role", "str", "server", _one_of(("server", "client")))
-        stack = r.value(t, path, "stack", "str", "native" if role == "client" else _REQUIRED, _one_of(STACKS))
+        role = r.value(t, path, "role", "str", "server", one_of(("server", "client")))
+        stack = r.value(t, path, "stack", "str", "native" if role == "client" else REQUIRED, one_of(STACKS))
         nics: dict[str, Nic] = {}
         nic_table = t.get("nics")
         if not isinstance(nic_table, dict) or not nic_table:
             r.problem(f"{path}.nics", "missing: expected NICs like nics.eth0 = { network = \"public\", address = \"10.0.0.11\" }"
-                      if nic_table is None else f"expected a table of NICs, found {_describe(nic_table)}")
+                      if nic_table is None else f"expected a table of NICs, found {describe(nic_table)}")
             nic_table = {}
         for nic_name, nt in nic_table.items():
             npath = f"{path}.nics.{nic_name}"
             if not isinstance(nt, dict):
-                r.problem(npath, f"expected {{ network = \"...\", address = \"...\" }}, found {_describe(nt)}")
+                r.problem(npath, f"expected {{ network = \"...\", address = \"...\" }}, found {describe(nt)}")
                 continue
             r.unknown_keys(nt, npath, ["network", "address"])
             net_name = r.value(nt, npath, "network", "str")
@@ -713,14 +523,14 @@ def _hosts(r: _Reader, data, networks, ssh, expand, address_range, local) -> dic
     return hosts
 
 
-def _vm(r: _Reader, t: Any, path: str, name: str) -> VmSpec | None:
+def _vm(r: Reader, t: Any, path: str, name: str) -> VmSpec | None:
     if not isinstance(t, dict):
-        r.problem(path, f"expected a table, found {_describe(t)}")
+        r.problem(path, f"expected a table, found {describe(t)}")
         return None
     r.unknown_keys(t, path, ["vmid", "node", "cores", "memory_mb", "disks_gb"])
     vmid = r.value(t, path, "vmid", "int", check=lambda v: None if 100 <= v <= 999999999 else f"expected a VM id 100..999999999, found {v}")
     node = r.value(t, path, "node", "str")
-    cores = r.value(t, path, "cores", "int", 1, _positive)
+    cores = r.value(t, path, "cores", "int", 1, positive)
     memory = r.value(t, path, "memory_mb", "int", 512, lambda v: None if v >= 16 else f"expected at least 16 MB, found {v}")
     disks = r.value(t, path, "disks_gb", "list[int]", [50, 10],
                     lambda v: None if v and all(d > 0 for d in v) else "expected at least one positive disk size")
@@ -729,15 +539,15 @@ def _vm(r: _Reader, t: Any, path: str, name: str) -> VmSpec | None:
     return VmSpec(name, vmid, node, cores, memory, disks)
 
 
-def _drbd(r: _Reader, data: dict) -> dict[str, DrbdConfig]:
+def _drbd(r: Reader, data: dict) -> dict[str, DrbdConfig]:
     table = r.table(data, "drbd", None) or {}
     out: dict[str, DrbdConfig] = {}
     minors: dict[int, str] = {}
     for name, t in table.items():
         path = f"drbd.{name}"
-        _check_name(r, path, name)
+        check_name(r, path, name)
         if not isinstance(t, dict):
-            r.problem(path, f"expected a table, found {_describe(t)}")
+            r.problem(path, f"expected a table, found {describe(t)}")
             continue
         r.unknown_keys(t, path, ["minor", "device", "port", "size_mb", "protocol", "resync_rate_kib", "allow_two_primaries"])
         minor = r.value(t, path, "minor", "int", 0, lambda v: None if v >= 0 else f"expected a minor >= 0, found {v}")
@@ -747,10 +557,10 @@ def _drbd(r: _Reader, data: dict) -> dict[str, DrbdConfig]:
         out[name] = DrbdConfig(
             name=name, minor=minor,
             device=r.value(t, path, "device", "str", f"/dev/drbd{minor}"),
-            port=r.value(t, path, "port", "int", 7789, _port),
-            size_mb=r.value(t, path, "size_mb", "int", 64, _positive),
-            protocol=r.value(t, path, "protocol", "str", "C", _one_of(("A", "B", "C"))),
-            resync_rate_kib=r.value(t, path, "resync_rate_kib", "int", 8192, _positive),
+            port=r.value(t, path, "port", "int", 7789, port_number),
+            size_mb=r.value(t, path, "size_mb", "int", 64, positive),
+            protocol=r.value(t, path, "protocol", "str", "C", one_of(("A", "B", "C"))),
+            resync_rate_kib=r.value(t, path, "resync_rate_kib", "int", 8192, positive),
             allow_two_primaries=r.value(t, path, "allow_two_primaries", "bool", False),
         )
     return out
@@ -759,15 +569,15 @@ def _drbd(r: _Reader, data: dict) -> dict[str, DrbdConfig]:
 _PAIR_KEYS = ["master", "slave", "vip", "vip_interface", "resources", "auto_failback", "drbd", "heartbeat", "commands"]
 
 
-def _pairs(r: _Reader, data, hosts, networks, drbd) -> dict[str, Pair]:
+def _pairs(r: Reader, data, hosts, networks, drbd) -> dict[str, Pair]:
     table = r.table(data, "pairs", None) or {}
     out: dict[str, Pair] = {}
     vips: dict[ipaddress.IPv4Address, str] = {}
     for name, t in table.items():
         path = f"pairs.{name}"
-        _check_name(r, path, name)
+        check_name(r, path, name)
         if not isinstance(t, dict):
-            r.problem(path, f"expected a table, found {_describe(t)}")
+            r.problem(path, f"expected a table, found {describe(t)}")
             continue
         r.unknown_keys(t, path, _PAIR_KEYS)
         members = _pair_members(r, t, path, hosts)
@@ -795,7 +605,7 @@ def _pairs(r: _Reader, data, hosts, networks, drbd) -> dict[str, Pair]:
     return out
 
 
-def _pair_members(r: _Reader, t: dict, path: str, hosts) -> dict[str, Host]:
+def _pair_members(r: Reader, t: dict, path: str, hosts) -> dict[str, Host]:
     """{"master": Host, "slave": Host}, with a problem for each role that names no server."""
     members = {}
     for role in ("master", "slave"):
@@ -815,7 +625,7 @@ def _pair_members(r: _Reader, t: dict, path: str, hosts) -> dict[str, Host]:
     return members
 
 
-def _pair_vip(r: _Reader, t: dict, path: str, hosts, networks, members, vip_interface: str,
+def _pair_vip(r: Reader, t: dict, path: str, hosts, networks, members, vip_interface: str,
               vips: dict) -> ipaddress.IPv4Interface | None:
     """The pair's VIP, checked against every address of the lab and the members' VIP networks."""
     raw_vip = r.value(t, path, "vip", "str")
@@ -851,21 +661,21 @@ def _pair_vip(r: _Reader, t: dict, path: str, hosts, networks, members, vip_inte
     return vip
 
 
-def _heartbeat_settings(r: _Reader, t: dict, path: str) -> HeartbeatSettings:
+def _heartbeat_settings(r: Reader, t: dict, path: str) -> HeartbeatSettings:
     hb_t = t.get("heartbeat", {})
     hb = HeartbeatSettings()
     if not isinstance(hb_t, dict):
-        r.problem(f"{path}.heartbeat", f"expected a table, found {_describe(hb_t)}")
+        r.problem(f"{path}.heartbeat", f"expected a table, found {describe(hb_t)}")
         return hb
     hpath = f"{path}.heartbeat"
     r.unknown_keys(hb_t, hpath, ["keepalive_ms", "warntime_ms", "deadtime_ms", "initdead_ms", "udpport", "media"])
     hb = HeartbeatSettings(
-        keepalive_ms=r.value(hb_t, hpath, "keepalive_ms", "int", hb.keepalive_ms, _positive),
-        warntime_ms=r.value(hb_t, hpath, "warntime_ms", "int", hb.warntime_ms, _positive),
-        deadtime_ms=r.value(hb_t, hpath, "deadtime_ms", "int", hb.deadtime_ms, _positive),
-        initdead_ms=r.value(hb_t, hpath, "initdead_ms", "int", hb.initdead_ms, _positive),
-        udpport=r.value(hb_t, hpath, "udpport", "int", hb.udpport, _port),
-        media=r.value(hb_t, hpath, "media", "str", hb.media, _one_of(HEARTBEAT_MEDIA)),
+        keepalive_ms=r.value(hb_t, hpath, "keepalive_ms", "int", hb.keepalive_ms, positive),
+        warntime_ms=r.value(hb_t, hpath, "warntime_ms", "int", hb.warntime_ms, positive),
+        deadtime_ms=r.value(hb_t, hpath, "deadtime_ms", "int", hb.deadtime_ms, positive),
+        initdead_ms=r.value(hb_t, hpath, "initdead_ms", "int", hb.initdead_ms, positive),
+        udpport=r.value(hb_t, hpath, "udpport", "int", hb.udpport, port_number),
+        media=r.value(hb_t, hpath, "media", "str", hb.media, one_of(HEARTBEAT_MEDIA)),
     )
     if hb.deadtime_ms <= hb.keepalive_ms:
         r.problem(f"{hpath}.deadtime_ms", f"deadtime ({hb.deadtime_ms} ms) must be greater than keepalive ({hb.keepalive_ms} ms)")
@@ -877,7 +687,7 @@ def _heartbeat_settings(r: _Reader, t: dict, path: str) -> HeartbeatSettings:
     return hb
 
 
-def _pair_commands(r: _Reader, t: dict, path: str) -> dict[str, str]:
+def _pair_commands(r: Reader, t: dict, path: str) -> dict[str, str]:
     """The default fault commands, overridden by the pair's `commands` table."""
     commands = dict(DEFAULT_COMMANDS)
     if "commands" in t:
@@ -891,7 +701,7 @@ def _pair_commands(r: _Reader, t: dict, path: str) -> dict[str, str]:
     return commands
 
 
-def _check_replication_link(r: _Reader, path: str, pair: Pair, members: dict[str, Host]) -> None:
+def _check_replication_link(r: Reader, path: str, pair: Pair, members: dict[str, Host]) -> None:
     """Heartbeat and DRBD need a link between the nodes besides the VIP's network."""
     master, slave = members["master"], members["slave"]
     if pair.vip_interface in master.nics and replication_nic(pair, master, slave) is None:
@@ -900,7 +710,7 @@ def _check_replication_link(r: _Reader, path: str, pair: Pair, members: dict[str
                   "Heartbeat needs a replication link")
 
 
-def _proxmox(r: _Reader, data, expand, hosts) -> ProxmoxConfig | None:
+def _proxmox(r: Reader, data, expand, hosts) -> ProxmoxConfig | None:
     allowed = ["endpoint", "nodes", "token_id", "token_secret_env", "token_secret_file", "verify_tls", "ca_file",
                "fingerprint", "timeout_s"]
     t = r.table(data, "proxmox", allowed)
@@ -936,30 +746,30 @@ def _proxmox(r: _Reader, data, expand, hosts) -> ProxmoxConfig | None:
                          token_secret_file=expand(secret_file) if secret_file else None, verify_tls=verify,
                          ca_file=expand(ca_file) if ca_file else None,
                          fingerprint=fingerprint.upper() if fingerprint else None,
-                         timeout_s=r.value(t, path, "timeout_s", "number", 10.0, _positive))
+                         timeout_s=r.value(t, path, "timeout_s", "number", 10.0, positive))
 
 
-def _load(r: _Reader, data) -> LoadConfig:
+def _load(r: Reader, data) -> LoadConfig:
     t = r.table(data, "load", ["connections", "rates", "repetitions", "uri", "timeout_s", "probe_interval_ms", "engine"]) or {}
     d = LoadConfig()
     p = "load"
     return LoadConfig(
-        connections=r.value(t, p, "connections", "int", d.connections, _positive),
+        connections=r.value(t, p, "connections", "int", d.connections, positive),
         rates=r.value(t, p, "rates", "list[number]", d.rates,
                       lambda v: None if v and all(x > 0 for x in v) else "expected a non-empty list of positive rates (conn/s)"),
-        repetitions=r.value(t, p, "repetitions", "int", d.repetitions, _positive),
+        repetitions=r.value(t, p, "repetitions", "int", d.repetitions, positive),
         uri=r.value(t, p, "uri", "str", d.uri, lambda v: None if v.startswith("/") and " " not in v else f"expected a path starting with /, found \"{v}\""),
-        timeout_s=r.value(t, p, "timeout_s", "number", d.timeout_s, _positive),
+        timeout_s=r.value(t, p, "timeout_s", "number", d.timeout_s, positive),
         probe_interval_ms=r.value(t, p, "probe_interval_ms", "number", d.probe_interval_ms,
                                   lambda v: None if 1 <= v <= 10000 else f"expected 1..10000 ms, found {v:g}"),
-        engine=r.value(t, p, "engine", "str", d.engine, _one_of(ENGINES)),
+        engine=r.value(t, p, "engine", "str", d.engine, one_of(ENGINES)),
     )
 
 
 def parse_timepoint(value: Any) -> Timepoint | str:
     """`"25%"` -> fraction of the run, a number -> seconds; returns an error message on bad input."""
     if isinstance(value, bool):
-        return f"expected seconds or a percentage like \"25%\", found {_describe(value)}"
+        return f"expected seconds or a percentage like \"25%\", found {describe(value)}"
     if isinstance(value, (int, float)):
         return Timepoint(float(value), False) if value >= 0 else f"expected seconds >= 0, found {value:g}"
     if isinstance(value, str):
@@ -969,10 +779,10 @@ def parse_timepoint(value: Any) -> Timepoint | str:
         match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*s?\s*", value)
         if match:
             return Timepoint(float(match.group(1)), False)
-    return f"expected seconds (e.g. 10) or a percentage of the run (e.g. \"25%\"), found {_describe(value)}"
+    return f"expected seconds (e.g. 10) or a percentage of the run (e.g. \"25%\"), found {describe(value)}"
 
 
-def _drill(r: _Reader, data, pairs) -> DrillConfig:
+def _drill(r: Reader, data, pairs) -> DrillConfig:
     t = r.table(data, "drill", ["stacks", "fault", "fault_target", "fault_at", "recover_at", "settle_s",
                                 "recovery_timeout_s", "snapshot_vms", "write_ratio"]) or {}
     d = DrillConfig()
@@ -997,32 +807,32 @@ def _drill(r: _Reader, data, pairs) -> DrillConfig:
         r.problem("drill.recover_at", f"recover_at ({ra}) must come after fault_at ({fa})")
     return DrillConfig(
         stacks=stacks or d.stacks,
-        fault=r.value(t, p, "fault", "str", d.fault, _one_of(FAULTS)),
-        fault_target=r.value(t, p, "fault_target", "str", d.fault_target, _one_of(("master", "slave"))),
+        fault=r.value(t, p, "fault", "str", d.fault, one_of(FAULTS)),
+        fault_target=r.value(t, p, "fault_target", "str", d.fault_target, one_of(("master", "slave"))),
         fault_at=fa, recover_at=ra,
         settle_s=r.value(t, p, "settle_s", "number", d.settle_s, lambda v: None if v >= 0 else "expected seconds >= 0"),
-        recovery_timeout_s=r.value(t, p, "recovery_timeout_s", "number", d.recovery_timeout_s, _positive),
+        recovery_timeout_s=r.value(t, p, "recovery_timeout_s", "number", d.recovery_timeout_s, positive),
         snapshot_vms=r.value(t, p, "snapshot_vms", "bool", d.snapshot_vms),
         write_ratio=r.value(t, p, "write_ratio", "number", d.write_ratio,
                             lambda v: None if 0 <= v <= 1 else f"expected a ratio 0..1, found {v:g}"),
     )
 
 
-def _thresholds(r: _Reader, data) -> Thresholds:
+def _thresholds(r: Reader, data) -> Thresholds:
     t = r.table(data, "thresholds", ["failover", "failback"]) or {}
     phases = {}
     for phase in ("failover", "failback"):
         path = f"thresholds.{phase}"
         sub = r.table(t, phase, ["max_downtime_ms", "min_availability_pct"], label=path) or {}
         phases[phase] = PhaseThreshold(
-            max_downtime_ms=r.value(sub, path, "max_downtime_ms", "number", None, _positive),
+            max_downtime_ms=r.value(sub, path, "max_downtime_ms", "number", None, positive),
             min_availability_pct=r.value(sub, path, "min_availability_pct", "number", None,
                                          lambda v: None if 0 <= v <= 100 else f"expected a percentage 0..100, found {v:g}"),
         )
     return Thresholds(**phases)
 
 
-def _ui(r: _Reader, data) -> UiConfig:
+def _ui(r: Reader, data) -> UiConfig:
     t = r.table(data, "ui", ["theme", "refresh_s", "keys"]) or {}
     d = UiConfig()
     return UiConfig(
