@@ -27,7 +27,7 @@ HBSTATUS_FIXTURES = {  # fixture -> expected state per line (alternative outputs
 }
 OTHER_FIXTURES = {"cl_status-hbstatus-verbose.txt", "cl_status-listnodes.txt", "cl_status-listhblinks.txt",
                   "ha.cf-drbd-ug84", "ha.cf-serverfault-ucast-stonith", "haresources-examples",
-                  "heartbeat-log-takeover-shutdown-notice.log"}
+                  "heartbeat-log-takeover-shutdown-notice.log", "heartbeat-log-lab-3.0.6.log"}
 COVERED = set(ONE_WORD_FIXTURES) | set(HBSTATUS_FIXTURES) | OTHER_FIXTURES
 
 
@@ -246,3 +246,20 @@ def test_log_node_dead_and_halog_format():
         ("error", None, None, WARN), ("node_status", "gw1", "dead", ALERT)]
     assert events[0].timestamp == "2012/05/09_12:10:40" and events[0].program == "heartbeat"
     assert hb.parse_heartbeat_log("just words").problems == ["no log lines found"]
+
+
+def test_lab_log_of_heartbeat_3_0_6(read_fixture):
+    """Heartbeat 3.0.6's logfile mixes its own syslog-style lines with its resource scripts'
+    `2026/12/02_16:49:54  mach_down(default)[3879]:    info: ...` lines: both are read."""
+    events = hb.parse_heartbeat_log(read_fixture("heartbeat-log-lab-3.0.6.log"))
+    assert events.problems == []
+    kinds = [(e.kind, e.node, e.detail) for e in events]
+    assert kinds[3:9] == [
+        ("node_dead", "slave", None), ("no_stonith", None, None), ("acquiring_from", "slave", None),
+        ("link_dead", "slave", "eth1"), ("foreign_acquired", None, None), ("takeover_complete", "slave", None)]
+    assert ("node_status", "slave", "active") in kinds
+    script = events[8]
+    assert (script.timestamp, script.program, script.pid, script.level, script.message) == (
+        "2026/12/02_16:49:54", "mach_down", 3879, "info", "mach_down takeover complete for node slave.")
+    assert (events[3].timestamp, events[3].host, events[3].severity) == ("Dec 02 16:49:54", "master", ALERT)
+    assert [e.clock for e in events[7:9]] == ["16:49:54", "16:49:54"]

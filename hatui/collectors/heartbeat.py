@@ -559,12 +559,22 @@ class HbLogEvent:
     severity: Severity = Severity.OK
     reason: str = ""
 
+    @property
+    def clock(self) -> str:
+        """The time of day of the timestamp (both log formats carry one), else the timestamp."""
+        found = re.search(r"\d\d:\d\d:\d\d", self.timestamp or "")
+        return found.group(0) if found else (self.timestamp or "?")
+
 
 _SYSLOG_PREFIX = re.compile(
     r"^(?P<ts>[A-Z][a-z]{2}\s+\d{1,2}\s+\d\d:\d\d:\d\d|\d{4}-\d\d-\d\dT\S+)\s+(?P<host>\S+)\s+"
     r"(?P<prog>[^\s\[:]+)(?:\[(?P<pid>\d{1,9})\])?:\s*(?:\[(?P<pid2>\d{1,9})\]:\s*)?(?P<rest>.*)$")
 _HALOG_PREFIX = re.compile(  # heartbeat's own logfile: heartbeat[3684]: 2012/05/09_12:10:40 info: ...
     r"^(?P<prog>[^\s\[:]+)\[(?P<pid>\d{1,9})\]:\s*(?P<ts>\d{4}/\d\d/\d\d_\d\d:\d\d:\d\d)\s+(?P<rest>.*)$")
+# Heartbeat 3.0's resource scripts (ResourceManager, mach_down, IPaddr2...) in its logfile:
+# "2026/12/02_16:49:54  mach_down(default)[3879]:    info: ..."
+_HALOG30_PREFIX = re.compile(
+    r"^(?P<ts>\d{4}/\d\d/\d\d_\d\d:\d\d:\d\d)\s+(?P<prog>[^\s\[(]+)(?:\([^)]*\))?\[(?P<pid>\d{1,9})\]:\s*(?P<rest>.*)$")
 _LEVEL = re.compile(r"^(?P<level>info|INFO|debug|DEBUG|notice|WARN|WARNING|warning|ERROR|error|"
                     r"CRIT|CRITICAL|crit|emerg|EMERG):\s*(?P<msg>.*)$")
 
@@ -615,7 +625,7 @@ def _heartbeat_log(raw: Any) -> ResultList:
         s = line.strip()
         if not s:
             continue
-        m = _SYSLOG_PREFIX.match(s) or _HALOG_PREFIX.match(s)
+        m = _SYSLOG_PREFIX.match(s) or _HALOG_PREFIX.match(s) or _HALOG30_PREFIX.match(s)
         ts = host = prog = pid = level = None
         rest = s
         if m:
