@@ -1,7 +1,7 @@
 """Proxmox VE client for hatui: list, create, start/stop, snapshot and roll back the lab's VMs.
 
 Core module (no Textual). Built on proxmoxer (blocking, requests); one ``ProxmoxAPI`` per thread
-(`threading.local`), async wrappers run the blocking calls with `asyncio.to_thread`.
+(`threading.local`); asyncio callers (hatui.core) run the blocking calls with `asyncio.to_thread`.
 
 Security rules kept here:
 
@@ -29,7 +29,7 @@ import time
 import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Sequence, TypeVar
+from typing import Any, Callable, Sequence
 from urllib.parse import urlsplit
 
 from hatui.config import VmSpec
@@ -41,8 +41,6 @@ DEFAULT_SECRET_ENV = "HATUI_PVE_TOKEN_SECRET"
 DEFAULT_PORT = 8006
 DEFAULT_TIMEOUT = 15.0  # PVE delays every 401 by 3 s; proxmoxer's default of 5 s is too tight
 TASK_LOG_TAIL = 10
-
-T = TypeVar("T")
 
 
 # =============================================================================================
@@ -772,12 +770,6 @@ class PveClient:
                 raise ProxmoxTimeoutError(f"VM {vmid} is still {st.get('status')} after {timeout:g}s (waiting for {want})")
             time.sleep(poll_interval)
 
-    # ---- async ------------------------------------------------------------------------------
-
-    @property
-    def aio(self) -> "AsyncPveClient":
-        return AsyncPveClient(self)
-
 
 def _check_snapname(name: str) -> None:
     if not re.fullmatch(r"[A-Za-z][A-Za-z0-9_\-]+", name or "") or len(name) > 40:
@@ -823,70 +815,6 @@ def _errno_reason(exc: BaseException) -> str:
         if m:
             return m.group(0)
     return "connection failed"
-
-
-class AsyncPveClient:
-    """`PveClient` for asyncio code: each call runs in a worker thread (`asyncio.to_thread`).
-
-    A `progress` callback is called on the event loop thread.
-    """
-
-    def __init__(self, client: PveClient) -> None:
-        self.client = client
-
-    @staticmethod
-    def _on_loop(progress: ProgressFn | None) -> ProgressFn | None:
-        if progress is None:
-            return None
-        loop = asyncio.get_running_loop()
-        return lambda p: loop.call_soon_threadsafe(progress, p)
-
-    async def _run(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-        return await asyncio.to_thread(fn, *args, **kwargs)
-
-    async def version(self) -> dict[str, Any]:
-        return await self._run(self.client.version)
-
-    async def list_vms(self, *, vmids: Sequence[int] | None = None, with_snapshots: bool = True) -> list[VmState]:
-        return await self._run(self.client.list_vms, vmids=vmids, with_snapshots=with_snapshots)
-
-    async def status(self, target: int | str) -> dict[str, Any]:
-        return await self._run(self.client.status, target)
-
-    async def create_vm(self, spec: VmSpec, *, timeout: float = 300, progress: ProgressFn | None = None) -> CreateResult:
-        return await self._run(self.client.create_vm, spec, timeout=timeout, progress=self._on_loop(progress))
-
-    async def start(self, target: int | str, **kw: Any) -> TaskResult | str:
-        kw["progress"] = self._on_loop(kw.get("progress"))
-        return await self._run(self.client.start, target, **kw)
-
-    async def stop(self, target: int | str, **kw: Any) -> TaskResult | str:
-        kw["progress"] = self._on_loop(kw.get("progress"))
-        return await self._run(self.client.stop, target, **kw)
-
-    async def shutdown(self, target: int | str, **kw: Any) -> TaskResult | str:
-        kw["progress"] = self._on_loop(kw.get("progress"))
-        return await self._run(self.client.shutdown, target, **kw)
-
-    async def snapshot(self, target: int | str, name: str, **kw: Any) -> TaskResult | str:
-        kw["progress"] = self._on_loop(kw.get("progress"))
-        return await self._run(self.client.snapshot, target, name, **kw)
-
-    async def rollback(self, target: int | str, name: str, **kw: Any) -> TaskResult | str:
-        kw["progress"] = self._on_loop(kw.get("progress"))
-        return await self._run(self.client.rollback, target, name, **kw)
-
-    async def delete_snapshot(self, target: int | str, name: str, **kw: Any) -> TaskResult | str:
-        kw["progress"] = self._on_loop(kw.get("progress"))
-        return await self._run(self.client.delete_snapshot, target, name, **kw)
-
-    async def wait_task(self, upid: str, **kw: Any) -> TaskResult:
-        kw["progress"] = self._on_loop(kw.get("progress"))
-        return await self._run(self.client.wait_task, upid, **kw)
-
-    async def task_log(self, upid: str, *, limit: int = 0) -> list[str]:
-        return await self._run(self.client.task_log, upid, limit=limit)
-
 
 
 # =============================================================================================
@@ -1096,7 +1024,7 @@ async def drill_rollback(lab: Any, hosts: Sequence[str], name: str, *, timeout: 
     await asyncio.gather(*(asyncio.to_thread(client.delete_snapshot, v, name, timeout=timeout) for v in vmids))
 
 __all__ = [
-    "AsyncPveClient", "CreateResult", "DEFAULT_SECRET_ENV", "ProxmoxAuthError", "ProxmoxConfigError",
+    "CreateResult", "DEFAULT_SECRET_ENV", "ProxmoxAuthError", "ProxmoxConfigError",
     "ProxmoxConnectionError", "ProxmoxError", "ProxmoxExistsError", "ProxmoxLockedError", "ProxmoxNodeUnreachable",
     "ProxmoxNotFoundError", "ProxmoxParameterError", "ProxmoxPermissionError", "ProxmoxTLSError", "ProxmoxTaskError",
     "ProxmoxTaskLockedError", "ProxmoxTimeoutError", "PveClient", "PveSettings", "settings_from_config", "Snapshot", "TaskProgress",

@@ -265,6 +265,21 @@ def test_status_json(lab, capsys):
     assert st["pairs"]["native"]["holders"] == ["master"] and st["pairs"]["native"]["served_by"] == "master"
 
 
+@pytest.mark.lab
+def test_hatui_status_finds_heartbeat_files_matching_lab_toml_and_log_events(lab, capsys):
+    from hatui.cli import main
+
+    assert main(["status", "--json", "--pair", "native", "--lab", str(lab.path)]) == 0
+    nodes = {n["host"]: n for n in json.loads(capsys.readouterr().out)["nodes"]}
+    for host in ("master", "slave"):
+        assert nodes[host]["heartbeat_config"] == [], f"{host}: {nodes[host]['heartbeat_config']}"
+        assert nodes[host]["heartbeat_log"], f"{host}: no event in the tail of /var/log/ha-log"
+    assert main(["status", "--pair", "native", "--lab", str(lab.path)]) == 0
+    text = capsys.readouterr().out
+    assert "heartbeat config: ha.cf and haresources match lab.toml on master, slave" in text
+    assert "heartbeat log (last 3 events per node):" in text
+
+
 def _leftovers(lab) -> list[str]:
     found = [f"netns {n}" for n in nx.netns_list() if n.startswith("hatui-")]
     with open("/proc/mounts") as fh:

@@ -5,17 +5,13 @@ from __future__ import annotations
 import pytest
 
 from hatui.collectors import heartbeat as hb
-from hatui.collectors.severity import ResultList, Severity
+from hatui.collectors.severity import Severity
 
 OK, WARN, ALERT = Severity.OK, Severity.WARN, Severity.ALERT
 
 # one-word answers: fixture -> (parser, [(word, severity)] one per line = one invocation)
 ONE_WORD_FIXTURES = {
     "cl_status-nodestatus.txt": (hb.parse_nodestatus, [("active", OK), ("dead", ALERT), ("up", OK), ("ping", OK)]),
-    "cl_status-nodetype.txt": (hb.parse_nodetype, [("normal", OK), ("ping", OK)]),
-    "cl_status-hblinkstatus.txt": (hb.parse_hblinkstatus, [("up", OK), ("dead", WARN)]),
-    "cl_status-clientstatus.txt": (hb.parse_clientstatus,
-                                   [("online", OK), ("offline", WARN), ("join", WARN), ("leave", WARN)]),
     "cl_status-rscstatus.txt": (hb.parse_rscstatus, [("all", OK), ("local", OK), ("foreign", OK),
                                                      ("none", OK), ("transition", WARN)]),
 }
@@ -25,9 +21,8 @@ HBSTATUS_FIXTURES = {  # fixture -> expected state per line (alternative outputs
     "cl_status-hbstatus-refused.txt": [("refused", WARN)],
     "heartbeat-init-status.txt": [("running", OK), ("stopped", ALERT)],
 }
-OTHER_FIXTURES = {"cl_status-hbstatus-verbose.txt", "cl_status-listnodes.txt", "cl_status-listhblinks.txt",
-                  "ha.cf-drbd-ug84", "ha.cf-serverfault-ucast-stonith", "haresources-examples",
-                  "heartbeat-log-takeover-shutdown-notice.log"}
+OTHER_FIXTURES = {"cl_status-hbstatus-verbose.txt", "ha.cf-drbd-ug84", "ha.cf-serverfault-ucast-stonith", "haresources-examples",
+                  "heartbeat-log-takeover-shutdown-notice.log", "heartbeat-log-lab-3.0.6.log"}
 COVERED = set(ONE_WORD_FIXTURES) | set(HBSTATUS_FIXTURES) | OTHER_FIXTURES
 
 
@@ -99,35 +94,10 @@ def test_hbstatus_signon_error():
     assert st.severity == WARN and st.problems == ["no heartbeat status found"]
 
 
-def test_listnodes(read_fixture):
-    nodes = hb.parse_listnodes(read_fixture("cl_status-listnodes.txt"))
-    assert isinstance(nodes, ResultList) and [n.name for n in nodes] == ["bob", "alice", "10.43.9.55"]
-    assert nodes.problems == [] and nodes.format == "plain"
-    human = hb.parse_listnodes("The nodes are as follow:\nbob\nalice\n")
-    assert [n.name for n in human] == ["bob", "alice"] and human.problems == []
-    verbose = hb.parse_listnodes("\nbob\tactive\t(nodetype: normal)\n\teth0\tup\n\n"
-                                 "alice\tdead\t(nodetype: normal)\n\teth0\tdead\n")
-    assert [(n.name, n.status, n.links) for n in verbose] == [("bob", "active", {"eth0": "up"}),
-                                                              ("alice", "dead", {"eth0": "dead"})]
-    assert verbose.severity == ALERT
-
-
-def test_listhblinks(read_fixture):
-    links = hb.parse_listhblinks(read_fixture("cl_status-listhblinks.txt"))
-    assert [(link.name, link.status) for link in links] == [("eth0", None), ("eth1", None)]
-    assert links.problems == []
-    verbose = hb.parse_listhblinks("\tthis node has the following heartbeat links:\n\teth0\tup\n\teth1\tdead\n")
-    assert [(link.name, link.status, link.severity) for link in verbose] == [("eth0", "up", OK), ("eth1", "dead", WARN)]
-
-
 def test_one_word_human_forms_and_errors():
     v = hb.parse_nodestatus("The cluster node bob is dead")
     assert (v.subject, v.value, v.severity, v.reason) == ("bob", "dead", ALERT, "nodestatus dead")
-    assert hb.parse_nodetype("The node bob's type: ping").value == "ping"
-    assert hb.parse_hblinkstatus("The node bob's heartbeat link eth0 is up").value == "up"
     assert hb.parse_rscstatus("This node is holding foreign resources.").value == "foreign"
-    assert hb.parse_hbparameter("Heartbeat parameter deadtime's value: 30000").value == "30000"
-    assert hb.parse_hbparameter("2000\n").value == "2000"
     weird = hb.parse_nodestatus("sleeping")
     assert (weird.value, weird.severity, weird.reason) == ("sleeping", WARN, "unknown nodestatus 'sleeping'")
     pcmk = hb.parse_rscstatus("cl_status: ERROR: Cannot get cluster resource status of a pacemaker cluster; try crm_mon\n")
@@ -246,3 +216,20 @@ def test_log_node_dead_and_halog_format():
         ("error", None, None, WARN), ("node_status", "gw1", "dead", ALERT)]
     assert events[0].timestamp == "2012/05/09_12:10:40" and events[0].program == "heartbeat"
     assert hb.parse_heartbeat_log("just words").problems == ["no log lines found"]
+
+
+def test_lab_log_of_heartbeat_3_0_6(read_fixture):
+    """Heartbeat 3.0.6's logfile mixes its own syslog-style lines with its resource scripts'
+    `2026/12/02_16:49:54  mach_down(default)[3879]:    info: ...` lines: both are read."""
+    events = hb.parse_heartbeat_log(read_fixture("heartbeat-log-lab-3.0.6.log"))
+    assert events.problems == []
+    kinds = [(e.kind, e.node, e.detail) for e in events]
+    assert kinds[3:9] == [
+        ("node_dead", "slave", None), ("no_stonith", None, None), ("acquiring_from", "slave", None),
+        ("link_dead", "slave", "eth1"), ("foreign_acquired", None, None), ("takeover_complete", "slave", None)]
+    assert ("node_status", "slave", "active") in kinds
+    script = events[8]
+    assert (script.timestamp, script.program, script.pid, script.level, script.message) == (
+        "2026/12/02_16:49:54", "mach_down", 3879, "info", "mach_down takeover complete for node slave.")
+    assert (events[3].timestamp, events[3].host, events[3].severity) == ("Dec 02 16:49:54", "master", ALERT)
+    assert [e.clock for e in events[7:9]] == ["16:49:54", "16:49:54"]

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import os
 import re
 import subprocess
@@ -14,7 +13,6 @@ import pytest
 from hatui.errors import EXIT_REFUSED, HatuiError
 from hatui.lab.pve.launch import EmulatorProcess
 from hatui.proxmox import (
-    AsyncPveClient,
     ProxmoxAuthError,
     ProxmoxConfigError,
     ProxmoxConnectionError,
@@ -349,7 +347,7 @@ def test_ha_managed_start_waits_for_the_vm(client, study):
         client.request("DELETE", "cluster/ha/resources/vm:103")
 
 
-# --- threads and asyncio ----------------------------------------------------------------------------
+# --- threads ------------------------------------------------------------------------------------
 
 
 def test_one_proxmoxapi_per_thread(client):
@@ -358,23 +356,6 @@ def test_one_proxmoxapi_per_thread(client):
     t.start()
     t.join(5)
     assert apis and apis[0] is not client.api() and client.api() is client.api()
-
-
-async def test_async_wrappers(client, study):
-    aio: AsyncPveClient = client.aio
-    loop_thread = threading.get_ident()
-    calls = []
-    vms = await aio.list_vms(with_snapshots=False)
-    assert [v.vmid for v in vms] == [101, 102, 103, 104]
-    result = await aio.start(102, progress=lambda p: calls.append(threading.get_ident()))
-    assert result.exitstatus == "OK"
-    await asyncio.sleep(0)  # let call_soon_threadsafe callbacks run
-    assert calls and set(calls) == {loop_thread}
-    results = await asyncio.gather(aio.status(101), aio.status(102), aio.version())
-    assert results[1]["status"] == "running" and results[2]["version"] == "8.4.1"
-    await aio.stop(102)
-    with pytest.raises(ProxmoxError):
-        await aio.rollback(102, "nope")
 
 
 def test_client_module_is_core():

@@ -164,6 +164,14 @@ async def test_heartbeat_pane_group_order_and_last_takeover():
         row = cells(app, "#hb-pairs", "native")
         assert row[4] == "slave"
         assert row[6].endswith("master→slave")
+        details = str(app.query_one("#hb-details").content)
+        assert "master and slave: ha.cf and haresources match lab.toml" in details
+        assert "slave 16:49:54 mach_down takeover complete for node master." in details
+        table(app, "#hb-pairs").focus()
+        await pilot.press("down")  # the details follow the cursor
+        await pilot.pause()
+        details = str(app.query_one("#hb-details").content)
+        assert "vm01a and vm01b: ha.cf and haresources match lab.toml" in details and "slave" not in details
 
 
 async def test_vms_pane_with_and_without_a_vm_listing():

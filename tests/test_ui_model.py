@@ -9,7 +9,7 @@ import json
 
 import pytest
 
-from hatui.collectors.severity import Severity
+from hatui.collectors.severity import Finding, Severity
 from hatui.ui import format as fmt
 from hatui.ui import model
 from hatui.ui.commandline import CommandError, parse, pane_name
@@ -103,6 +103,21 @@ def test_heartbeat_rows_keep_haresources_order(state):
     assert pairs["vm02"][4:6] == ["vm02a", "manual"]
 
 
+def test_heartbeat_details_show_the_pairs_config_checks_and_latest_log_events(lab):
+    state = failover_state(lab)
+    notes = [(n.severity, n.text) for n in model.heartbeat_details(state, "native")]
+    assert notes == [
+        (Severity.OK, "master and slave: ha.cf and haresources match lab.toml"),
+        (Severity.OK, "master 16:49:42 Initial resource acquisition complete (auto_failback)"),
+        (Severity.OK, "master 16:49:42 remote resource transition completed."),
+        (Severity.OK, "slave 16:49:54 mach_down takeover complete for node master."),
+        (Severity.OK, "slave 16:49:54 Local Resource acquisition completed.")]
+    state.nodes["vm01b"].ha_config = [Finding(Severity.WARN, "ha.cf auto_failback off, lab.toml says on")]
+    assert model.heartbeat_details(state, "vm01")[0] == model.Note(
+        Severity.WARN, "vm01b: ha.cf auto_failback off, lab.toml says on")
+    assert model.heartbeat_details(state, None) == []
+
+
 def test_takeover_tracker_sees_vip_moves(lab):
     tracker = model.TakeoverTracker()
     healthy = build_state(lab, healthy_outputs())
@@ -144,7 +159,7 @@ def test_log_cells():
 
     ok = CommandSent(host="master", command=POLL_SCRIPT, exit_status=0, duration_s=0.04)
     assert model.log_cells(ok) == ["master", "0", "0.04s",
-                                   "poll script (hostname hbstatus rscstatus addr uptime drbd crm_mon)"]
+                                   "poll script (hostname hbstatus rscstatus addr uptime drbd crm_mon ha_cf haresources ha_log)"]
     bad = CommandSent(host="vm02b", command="cl_status\nhbstatus", exit_status=None, duration_s=2, error="timeout")
     assert model.log_cells(bad) == ["vm02b", "ERR", "2.00s", "(timeout) cl_status ; hbstatus"]
 

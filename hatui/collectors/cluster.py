@@ -16,6 +16,7 @@ from typing import Any
 
 from hatui.collectors import drbd as drbd_parser
 from hatui.collectors import heartbeat as hb_parser
+from hatui.collectors.drbd_log import parse_drbdadm_errors
 from hatui.collectors.severity import Finding, Severity, worst
 from hatui.config import Lab, Pair
 from hatui.httpcheck import CHECK_MARKER, HttpCheck, http_get, with_marker
@@ -24,7 +25,8 @@ from hatui.transport import CommandResult, SshPool, TransportError
 SCHEMA = "hatui.status/1"
 
 # One round trip per node. Every section ends with its exit status so "not installed" (127)
-# is told apart from "stopped".
+# is told apart from "stopped". Comment lines of ha.cf/haresources are blanked (not dropped) so
+# the parsers' line numbers stay right; the log is read from the path ha.cf names, if any.
 POLL_SCRIPT = r"""
 echo @@hostname; uname -n
 echo @@hbstatus; cl_status hbstatus 2>&1; echo "@@rc $?"
@@ -37,6 +39,10 @@ elif [ -r /proc/drbd ]; then cat /proc/drbd; echo "@@rc $?"; else echo "@@rc 127
 echo @@crm_mon
 if command -v crm_mon >/dev/null 2>&1; then crm_mon --output-as=xml 2>/dev/null || crm_mon -1 --as-xml 2>&1; echo "@@rc $?";
 else echo "@@rc 127"; fi
+echo @@ha_cf; sed 's/^[[:space:]]*#.*//' /etc/ha.d/ha.cf 2>&1; echo "@@rc $?"
+echo @@haresources; sed 's/^[[:space:]]*#.*//' /etc/ha.d/haresources 2>&1; echo "@@rc $?"
+echo @@ha_log; log=$(awk '$1 == "logfile" { f = $2 } END { print f }' /etc/ha.d/ha.cf 2>/dev/null)
+if [ -n "$log" ] && [ -r "$log" ]; then tail -n 40 "$log"; echo "@@rc $?"; else echo "@@rc 127"; fi
 """.strip()
 
 
@@ -87,6 +93,10 @@ class NodeState:
     drbd: list[Any] = field(default_factory=list)
     drbd_available: bool = False
     pacemaker: Any = None
+    ha_cf: Any = None  # parsed /etc/ha.d/ha.cf (HaCf); None when not read
+    haresources: Any = None  # parsed /etc/ha.d/haresources (ResultList of HaResourceGroup)
+    ha_config: list[Finding] | None = None  # ha.cf's own checks + differences from lab.toml
+    ha_log: list[Any] | None = None  # recent Heartbeat log events (HbLogEvent), oldest first
     latency_ms: float | None = None
     checked_at: float = 0.0
     problems: list[str] = field(default_factory=list)
@@ -159,8 +169,16 @@ def _node_json(n: NodeState) -> dict:
         "uptime_s": n.uptime_s, "load1": n.load1, "latency_ms": n.latency_ms,
         "drbd": [_drbd_json(r) for r in n.drbd] if n.drbd_available else None,
         "problems": n.problems, "checked_at": n.checked_at,
+        "heartbeat_config": None if n.ha_config is None else [
+            {"severity": str(f.severity), "reason": f.reason} for f in n.ha_config],
+        "heartbeat_log": None if n.ha_log is None else [_log_event_json(e) for e in n.ha_log],
         "severity": str(n.severity), "reason": n.reason,
     }
+
+
+def _log_event_json(event) -> dict:
+    return {"timestamp": event.timestamp, "program": event.program, "level": event.level, "kind": event.kind,
+            "node": event.node, "detail": event.detail, "message": event.message, "severity": str(event.severity)}
 
 
 def _drbd_json(resource) -> dict:
@@ -216,14 +234,99 @@ def node_from_text(node: NodeState, stdout: str, duration_s: float) -> NodeState
         node.drbd_available = True
         parsed = drbd_parser.parse_drbd(drbd.text)
         node.drbd = list(parsed)
-        node.problems.extend(f"drbd: {p}" for p in getattr(parsed, "problems", []))
+        problems = list(parsed.problems)
+        errors = parse_drbdadm_errors(drbd.text) if drbd.rc else []
+        if errors:  # drbdadm failed: its own error lines say why, "unrecognised output" does not
+            problems = [p for p in problems if not p.startswith("unrecognised DRBD output")]
+            problems += [f"drbdadm status failed: {e.explain()}" for e in errors]
+        node.problems.extend(f"drbd: {p}" for p in problems)
 
     crm = sections.get("crm_mon")
     if crm is not None and crm.rc not in (127, None) and crm.text.strip():
         from hatui.collectors.pacemaker import parse_crm_mon  # only on Pacemaker clusters
 
         node.pacemaker = parse_crm_mon(crm.text)
+
+    if node.heartbeat != "not installed":
+        _heartbeat_files(node, sections)
     return node
+
+
+LOG_EVENTS_KEPT = 8
+
+
+def _heartbeat_files(node: NodeState, sections: dict[str, Section]) -> None:
+    """ha.cf, haresources and the log's recent events; `check_ha_config` compares with lab.toml.
+    The log is history, not state: its events are shown but not judged (an old "node dead" would
+    keep the node red long after the peer came back)."""
+    if "ha_cf" not in sections:
+        return  # output of an older poll script: nothing was read
+    node.ha_config = []
+    for name, parse, attr in (("ha_cf", hb_parser.parse_ha_cf, "ha_cf"),
+                              ("haresources", hb_parser.parse_haresources, "haresources")):
+        section = sections.get(name, Section("", None))
+        if section.rc:
+            node.ha_config.append(Finding(Severity.WARN, f"{name.replace('_', '.')} not readable: "
+                                                         f"{section.text.strip()[:120]}"))
+        else:
+            setattr(node, attr, parse(section.text))
+    if node.ha_cf is not None and node.ha_cf.severity:
+        node.ha_config.append(Finding(node.ha_cf.severity, f"ha.cf: {node.ha_cf.reason}"))
+    log = sections.get("ha_log")
+    if log is not None and log.rc == 0:
+        node.ha_log = list(hb_parser.parse_heartbeat_log(log.text))[-LOG_EVENTS_KEPT:]
+
+
+def check_ha_config(node: NodeState, lab: Lab) -> None:
+    """Add where the node's running ha.cf and haresources differ from its pair in lab.toml."""
+    if node.pair is None or node.ha_config is None:
+        return
+    pair = lab.pairs[node.pair]
+    if node.ha_cf is not None:
+        node.ha_config += ha_cf_differences(node.ha_cf, lab, pair, node.host)
+    if node.haresources is not None and not (node.ha_cf is not None and node.ha_cf.pacemaker_enabled):
+        node.ha_config += haresources_differences(node.haresources, pair)
+
+
+def ha_cf_differences(cf: hb_parser.HaCf, lab: Lab, pair: Pair, host: str) -> list[Finding]:
+    """lab.toml's timing, peer and failback vs the running ha.cf (a difference is a WARN: drills
+    would measure another configuration than the one described)."""
+    found = []
+    want = pair.heartbeat
+    for key in ("keepalive_ms", "warntime_ms", "deadtime_ms", "initdead_ms"):
+        running, wanted = getattr(cf, key), getattr(want, key)
+        if running != wanted:
+            shown = "not set" if running is None else f"{running} ms"
+            found.append(Finding(Severity.WARN, f"ha.cf {key[:-3]} {shown}, lab.toml says {wanted} ms"))
+    if want.media == "ucast":
+        peer = lab.hosts[pair.peer(host)]
+        nic = lab.replication_nic(pair, host)
+        peer_nic = peer.nic_on(lab.hosts[host].nics[nic].network) if nic else None
+        peers = [m.args[0] for m in cf.media if m.kind == "ucast" and m.args]
+        if peer_nic is not None and str(peer_nic.address) not in peers:
+            found.append(Finding(Severity.WARN, f"ha.cf has no ucast to {pair.peer(host)}'s {peer_nic.address}"
+                                                f" (ucast to: {', '.join(peers) or 'none'})"))
+    failback = hb_parser.parse_bool(cf.auto_failback or "")
+    if failback is not pair.auto_failback:
+        found.append(Finding(Severity.WARN, f"ha.cf auto_failback {cf.auto_failback or 'not set'}, "
+                                            f"lab.toml says {'on' if pair.auto_failback else 'off'}"))
+    return found
+
+
+def haresources_differences(groups, pair: Pair) -> list[Finding]:
+    """lab.toml's resource group vs haresources: one group, at home on the master, same order."""
+    found = [Finding(Severity.WARN, f"haresources: {p}") for p in groups.problems]
+    if len(groups) > 1:
+        found.append(Finding(Severity.WARN, f"haresources has {len(groups)} groups, lab.toml one"))
+    for group in groups[:1]:
+        if group.node != pair.master:
+            found.append(Finding(Severity.WARN, f"haresources puts the group on {group.node}, "
+                                                f"lab.toml's master is {pair.master}"))
+        running = [r.raw for r in group.resources]
+        if running != pair.resources:
+            found.append(Finding(Severity.WARN, f"haresources group {' '.join(running)} differs from "
+                                                f"lab.toml's {' '.join(pair.resources)}"))
+    return found
 
 
 def parse_ipv4_addresses(text: str) -> list[str]:
@@ -259,6 +362,7 @@ def judge_node(node: NodeState) -> None:
         if node.rscstatus == "transition":
             findings.append(Finding(Severity.WARN, "heartbeat in transition"))
         findings.extend(Finding(Severity.WARN, p) for p in node.problems)
+        findings.extend(node.ha_config or [])
         findings.extend(node.drbd)
         if node.pacemaker is not None:
             findings.append(node.pacemaker)
@@ -298,6 +402,7 @@ async def collect_state(lab: Lab, pool: SshPool, *, pairs: list[Pair] | None = N
             node.reachable, node.error = False, error.reason
         else:
             node_from_output(node, result)
+            check_ha_config(node, lab)
         node.checked_at = time.time()
         judge_node(node)
 

@@ -128,11 +128,25 @@ class DrbdCommandError:
     detail: str = ""  # "additional info from kernel:" text
     severity: Severity = Severity.ALERT
 
+    def explain(self) -> str:
+        """One line saying what went wrong, in DRBD's words plus what the numbers mean."""
+        who = f"{self.minor}: " if self.minor else ""
+        if self.kind == "failure":
+            text = f"{who}{self.message} (DRBD error {self.code})"
+        elif self.kind == "state_change_failed":
+            text = f"{who}state change refused: {self.message} ({self.code})"
+        elif self.kind == "exit_code":
+            text = f"{self.command} exited with {self.exit_code}"
+        else:
+            text = self.message
+        return f"{text}; kernel says: {self.detail}" if self.detail else text
+
 
 _FAILURE = re.compile(r"^(?:(?P<who>\S+): )?Failure: \((?P<code>-?\d{1,9})\) (?P<msg>.*)$")
 _STATE_FAILED = re.compile(r"^(?:(?P<who>\S+): )?State change failed: \((?P<code>-?\d{1,9})\) (?P<msg>.*)$")
 _EXIT = re.compile(r"^Command '(?P<cmd>.*)' terminated with exit code (?P<rc>\d{1,9})\b")
-_NO_RES = re.compile(r"^(?P<who>\S+): (?:No such resource|not defined in your config)")
+# "r0: No such resource" (drbdsetup), "'r9' not defined in your config (for this host)." (drbdadm 9)
+_NO_RES = re.compile(r"^'?(?P<who>[^\s':]+)'?:? (?:No such resource|not defined in your config)")
 
 
 def parse_drbdadm_errors(text: Any) -> ResultList:

@@ -1,9 +1,8 @@
 """Heartbeat 3.0.x (v1 / haresources mode) parsers.
 
 * ``cl_status`` sub-commands: `parse_hbstatus` (plain, ``-v``, ``-m``, and ``heartbeat -s`` /
-  init-script status), `parse_listnodes` (plain and ``-v``), `parse_listhblinks`, and the one-word
-  answers `parse_nodestatus`, `parse_nodetype`, `parse_hblinkstatus`, `parse_clientstatus`,
-  `parse_rscstatus`, `parse_hbparameter` (each also understands its ``-m`` sentence).
+  init-script status) and the one-word answers `parse_nodestatus` and `parse_rscstatus` (each
+  also understands its ``-m`` sentence).
 * `parse_ha_cf` (``/etc/ha.d/ha.cf``: directives, times converted to ms, media, nodes...).
 * `parse_haresources` (``/etc/ha.d/haresources``: node + ordered resource group).
 * `parse_heartbeat_log` (syslog or ha-log lines: takeover, shutdown notice, node/link dead...).
@@ -47,7 +46,7 @@ def _lines(raw: Any) -> tuple[list[str], list[str]]:
     return [ln.rstrip() for ln in text.split("\n")], problems
 
 
-# --- cl_status hbstatus / listnodes / listhblinks ------------------------------------------------
+# --- cl_status hbstatus ---------------------------------------------------------------------------
 
 @dataclass
 class HbNode:
@@ -106,7 +105,7 @@ def _node_finding(node: HbNode) -> Finding:
 
 
 def _parse_node_blocks(lines: list[str], start: int, problems: list[str]) -> list[HbNode]:
-    """`listnodes -v` blocks: 'node<TAB>status<TAB>(nodetype: t)' then '<TAB>link<TAB>status'."""
+    """The node blocks of `hbstatus -v`: 'node<TAB>status<TAB>(nodetype: t)' then '<TAB>link<TAB>status'."""
     nodes: list[HbNode] = []
     for n, line in enumerate(lines[start:], start + 1):
         if not line.strip() or line.strip() == "this node has the following heartbeat links:":
@@ -167,7 +166,7 @@ def _hbstatus(raw: Any) -> HbStatus:
             st.members.append(CcmMember(int(m.group(1)), m.group(2), int(m.group(3))))
         elif m := re.match(r"^(NOT )?member of partition$", s):
             st.member_of_partition = m.group(1) is None
-        elif _NODE_LINE.match(line):  # the "listnodes -v" part ends the output
+        elif _NODE_LINE.match(line):  # the node blocks end the output
             st.nodes = _parse_node_blocks(lines, i, st.problems)
             break
         elif any(h in s for h in _ERROR_HINTS):
@@ -196,67 +195,11 @@ def _hbstatus_severity(st: HbStatus) -> None:
     st.severity, st.reason = f.severity, f.reason
 
 
-def parse_listnodes(text: Any) -> ResultList:
-    """``cl_status listnodes [-p|-n] [-v] [-m]`` -> `ResultList` of `HbNode`."""
-    return _guard(lambda: _listnodes(text), ResultList)
-
-
-def _listnodes(raw: Any) -> ResultList:
-    lines, problems = _lines(raw)
-    body = [ln for ln in lines if ln.strip() and ln.strip() != "The nodes are as follow:"]
-    if any(_NODE_LINE.match(ln) for ln in body):
-        return ResultList(_parse_node_blocks(body, 0, problems), problems=problems, format="-v")
-    nodes = []
-    for ln in body:
-        s = ln.strip()
-        if any(h in s for h in _ERROR_HINTS) or len(s.split()) != 1:
-            problems.append(f"not a node name: {s[:80]!r}")
-        else:
-            nodes.append(HbNode(s))
-    if not body:
-        problems.append("empty input")
-    return ResultList(nodes, problems=problems, format="plain")
-
-
-@dataclass
-class HbLink:
-    name: str
-    status: str | None = None  # up | dead (only with -v)
-    severity: Severity = Severity.OK
-    reason: str = ""
-
-
-def parse_listhblinks(text: Any) -> ResultList:
-    """``cl_status listhblinks [-v] [-m] NODE`` -> `ResultList` of `HbLink`."""
-    return _guard(lambda: _listhblinks(text), ResultList)
-
-
-def _listhblinks(raw: Any) -> ResultList:
-    lines, problems = _lines(raw)
-    links = []
-    for ln in lines:
-        s = ln.strip()
-        if not s or s == "this node has the following heartbeat links:":
-            continue
-        parts = s.split()
-        if len(parts) > 2 or any(h in s for h in _ERROR_HINTS):
-            problems.append(f"not a link line: {s[:80]!r}")
-            continue
-        link = HbLink(parts[0], parts[1] if len(parts) == 2 else None)
-        if link.status is not None and _LINK_STATUS_SEV.get(link.status, WARN):
-            link.severity, link.reason = WARN, f"link {link.name} {link.status}"
-        links.append(link)
-    if not links and not problems:
-        problems.append("empty input")
-    return ResultList(links, problems=problems)
-
-
 # --- one-word answers ----------------------------------------------------------------------------
 
 @dataclass
 class HbValue:
-    """A one-word cl_status answer (nodestatus, nodetype, hblinkstatus, clientstatus, rscstatus,
-    hbparameter)."""
+    """A one-word cl_status answer (nodestatus, rscstatus)."""
 
     value: str | None = None
     subject: str | None = None  # the node named in the -m sentence, when given
@@ -265,8 +208,7 @@ class HbValue:
     problems: list[str] = field(default_factory=list)
 
 
-def _one_word(raw: Any, what: str, meaning: dict[str, Severity] | None,
-              human: re.Pattern | None) -> HbValue:
+def _one_word(raw: Any, what: str, meaning: dict[str, Severity], human: re.Pattern) -> HbValue:
     lines, problems = _lines(raw)
     result = HbValue(problems=problems)
     body = [ln.strip() for ln in lines if ln.strip()]
@@ -280,9 +222,9 @@ def _one_word(raw: Any, what: str, meaning: dict[str, Severity] | None,
         result.reason = f"no {what} answer"
         return result
     first = body[0]
-    if human and (m := human.match(first)):
+    if m := human.match(first):
         result.subject, result.value = m.groupdict().get("subject"), m.group("value")
-    elif meaning is None or len(first.split()) == 1:
+    elif len(first.split()) == 1:
         result.value = first
     else:
         result.problems.append(f"not a {what} answer: {first[:80]!r}")
@@ -290,9 +232,7 @@ def _one_word(raw: Any, what: str, meaning: dict[str, Severity] | None,
         return result
     if len(body) > 1:
         result.problems.append(f"{len(body) - 1} extra line(s) after the {what} answer")
-    if meaning is None:
-        result.severity = OK
-    elif result.value in meaning:
+    if result.value in meaning:
         result.severity = meaning[result.value]
         result.reason = f"{what} {result.value}" if result.severity else ""
     else:
@@ -300,8 +240,8 @@ def _one_word(raw: Any, what: str, meaning: dict[str, Severity] | None,
     return result
 
 
-def _one_word_parser(what: str, meaning: dict[str, Severity] | None, human: str | None):
-    pattern = re.compile(human) if human else None
+def _one_word_parser(what: str, meaning: dict[str, Severity], human: str):
+    pattern = re.compile(human)
 
     def parse(text: Any) -> HbValue:
         return _guard(lambda: _one_word(text, what, meaning, pattern), HbValue)
@@ -313,19 +253,10 @@ def _one_word_parser(what: str, meaning: dict[str, Severity] | None, human: str 
 
 parse_nodestatus = _one_word_parser(
     "nodestatus", _NODE_STATUS_SEV, r"^The cluster node (?P<subject>\S+) is (?P<value>\S+)$")
-parse_nodetype = _one_word_parser(
-    "nodetype", {"normal": OK, "ping": OK}, r"^The node (?P<subject>\S+)'s type: (?P<value>\S+)$")
-parse_hblinkstatus = _one_word_parser(
-    "hblinkstatus", _LINK_STATUS_SEV,
-    r"^The node (?P<subject>\S+)'s heartbeat link \S+ is (?P<value>\S+)$")
-parse_clientstatus = _one_word_parser(
-    "clientstatus", {"online": OK, "offline": WARN, "join": WARN, "leave": WARN}, None)
 # none/local/foreign/all are all normal somewhere; only "transition" (takeover running) is busy.
 parse_rscstatus = _one_word_parser(
     "rscstatus", {"none": OK, "local": OK, "foreign": OK, "all": OK, "transition": WARN},
     r"^This node is holding (?P<value>\S+) resources\.$")
-parse_hbparameter = _one_word_parser(
-    "hbparameter", None, r"^Heartbeat parameter (?P<subject>\S+)'s value: (?P<value>.*)$")
 
 
 # --- ha.cf ---------------------------------------------------------------------------------------
@@ -559,12 +490,22 @@ class HbLogEvent:
     severity: Severity = Severity.OK
     reason: str = ""
 
+    @property
+    def clock(self) -> str:
+        """The time of day of the timestamp (both log formats carry one), else the timestamp."""
+        found = re.search(r"\d\d:\d\d:\d\d", self.timestamp or "")
+        return found.group(0) if found else (self.timestamp or "?")
+
 
 _SYSLOG_PREFIX = re.compile(
     r"^(?P<ts>[A-Z][a-z]{2}\s+\d{1,2}\s+\d\d:\d\d:\d\d|\d{4}-\d\d-\d\dT\S+)\s+(?P<host>\S+)\s+"
     r"(?P<prog>[^\s\[:]+)(?:\[(?P<pid>\d{1,9})\])?:\s*(?:\[(?P<pid2>\d{1,9})\]:\s*)?(?P<rest>.*)$")
 _HALOG_PREFIX = re.compile(  # heartbeat's own logfile: heartbeat[3684]: 2012/05/09_12:10:40 info: ...
     r"^(?P<prog>[^\s\[:]+)\[(?P<pid>\d{1,9})\]:\s*(?P<ts>\d{4}/\d\d/\d\d_\d\d:\d\d:\d\d)\s+(?P<rest>.*)$")
+# Heartbeat 3.0's resource scripts (ResourceManager, mach_down, IPaddr2...) in its logfile:
+# "2026/12/02_16:49:54  mach_down(default)[3879]:    info: ..."
+_HALOG30_PREFIX = re.compile(
+    r"^(?P<ts>\d{4}/\d\d/\d\d_\d\d:\d\d:\d\d)\s+(?P<prog>[^\s\[(]+)(?:\([^)]*\))?\[(?P<pid>\d{1,9})\]:\s*(?P<rest>.*)$")
 _LEVEL = re.compile(r"^(?P<level>info|INFO|debug|DEBUG|notice|WARN|WARNING|warning|ERROR|error|"
                     r"CRIT|CRITICAL|crit|emerg|EMERG):\s*(?P<msg>.*)$")
 
@@ -615,7 +556,7 @@ def _heartbeat_log(raw: Any) -> ResultList:
         s = line.strip()
         if not s:
             continue
-        m = _SYSLOG_PREFIX.match(s) or _HALOG_PREFIX.match(s)
+        m = _SYSLOG_PREFIX.match(s) or _HALOG_PREFIX.match(s) or _HALOG30_PREFIX.match(s)
         ts = host = prog = pid = level = None
         rest = s
         if m:

@@ -83,10 +83,30 @@ def render(state: ClusterState) -> str:
                      n.rscstatus or "-", drbd or "none", f"{n.load1:.2f}" if n.load1 is not None else "-",
                      _duration(n.uptime_s)])
     out += _table(rows)
+    out += _heartbeat_files(state)
     problems = [f"  {n.host}: {n.reason}" for n in state.nodes.values() if n.severity > Severity.OK and n.reachable]
     if problems:
         out += ["", "problems:"] + problems
     return "\n".join(out)
+
+
+LOG_EVENTS_SHOWN = 3
+
+
+def _heartbeat_files(state: ClusterState) -> list[str]:
+    """ha.cf/haresources checks against lab.toml, then each node's latest Heartbeat log events."""
+    checked = [n for n in state.nodes.values() if n.ha_config is not None]
+    out = []
+    if checked and not any(n.ha_config for n in checked):
+        out += ["", f"heartbeat config: ha.cf and haresources match lab.toml on {', '.join(n.host for n in checked)}"]
+    elif checked:
+        out += ["", "heartbeat config:"]
+        out += [f"  {MARK[f.severity]:2} {n.host}: {f.reason}" for n in checked for f in n.ha_config]
+    logged = [n for n in state.nodes.values() if n.ha_log]
+    if logged:
+        out += ["", f"heartbeat log (last {LOG_EVENTS_SHOWN} events per node):"]
+        out += _table([["", n.host, e.clock, e.message] for n in logged for e in n.ha_log[-LOG_EVENTS_SHOWN:]])
+    return out
 
 
 def _drbd_cell(resource) -> str:

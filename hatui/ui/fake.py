@@ -14,12 +14,14 @@ import copy
 from pathlib import Path
 from typing import Any, Callable
 
-from hatui.collectors.cluster import ClusterState, NodeState, PairState, judge_node, judge_pair, node_from_text
+from hatui.collectors.cluster import (ClusterState, NodeState, PairState, check_ha_config, judge_node, judge_pair,
+                                      node_from_text)
 from hatui.collectors.severity import worst
 from hatui.config import Lab, parse_lab
 from hatui.drill.events import CommandSent
 from hatui.drill.faults import FaultOutcome, ReadOnlyError, plan_fault
 from hatui.httpcheck import HttpCheck
+from hatui.lab import heartbeat as lab_files
 
 FAKE_LAB_TOML = """
 [lab]
@@ -145,9 +147,47 @@ def _drbd_status(role: str, disk: str, peer: str, peer_role: str, peer_disk: str
     return "\n".join(lines)
 
 
+def _pair_of(lab: Lab, host: str):
+    return next(p for p in lab.pairs.values() if host in (p.master, p.slave))
+
+
+def heartbeat_files(host: str) -> tuple[str, str]:
+    """ha.cf and haresources of `host` as `hatui lab up` writes them for the fake lab."""
+    lab = fake_lab()
+    pair = _pair_of(lab, host)
+    return lab_files.ha_cf(lab, pair, host), lab_files.haresources(pair, drbd_available=True)
+
+
+def heartbeat_log(host: str, *, took_over: bool = False) -> str:
+    """The tail of a node's ha-log, in Heartbeat 3.0.6's formats (see the lab fixture): the pair
+    starting, or (`took_over`) this node taking the resources of its dead peer."""
+    peer = _pair_of(fake_lab(), host).peer(host)
+
+    def line(time: str, text: str, level: str = "info") -> str:
+        return f"Dec 02 {time} {host} heartbeat: [3447]: {level}: {text}"
+    if took_over:
+        return "\n".join([
+            line("16:49:54", f"node {peer}: is dead", "WARN"),
+            line("16:49:54", f"Resources being acquired from {peer}."),
+            line("16:49:54", f"Link {peer}:eth1 dead."),
+            f"2026/12/02_16:49:54  mach_down(default)[3879]:    info: mach_down takeover complete for node {peer}.",
+            line("16:49:54", "Local Resource acquisition completed."),
+        ])
+    return "\n".join([
+        line("16:49:40", f"Link {peer}:eth1 up."),
+        line("16:49:40", f"Status update for node {peer}: status active"),
+        f"2026/12/02_16:49:42  ResourceManager(default)[3486]:    info: Running /etc/ha.d/resource.d/hatui-web  start",
+        line("16:49:42", "Initial resource acquisition complete (auto_failback)"),
+        line("16:49:42", "remote resource transition completed."),
+    ])
+
+
 def poll_output(hostname: str, *, addresses: list[str], heartbeat: str = "running", rsc: str = "all",
-                uptime_s: float = 192.0, load1: float = 0.12, drbd: str | None = None) -> str:
+                uptime_s: float = 192.0, load1: float = 0.12, drbd: str | None = None,
+                ha_log: str | None = None) -> str:
     """The poll script's output as a node would print it (see hatui.collectors.cluster)."""
+    ha_cf, haresources = heartbeat_files(hostname)
+    ha_log = heartbeat_log(hostname) if ha_log is None else ha_log
     hb = {"running": "Heartbeat is running on this machine.",
           "stopped": "Heartbeat is stopped on this machine."}[heartbeat]
     addr = "\n".join(f"{i + 2}: eth{i}    inet {a}/24 brd 10.251.0.255 scope global eth{i}"
@@ -160,6 +200,9 @@ def poll_output(hostname: str, *, addresses: list[str], heartbeat: str = "runnin
         "@@uptime", f"{uptime_s:.2f} 100.00\n{load1:.2f} 0.10 0.05 1/80 1234",
         "@@drbd", drbd if drbd is not None else "", "@@rc 0" if drbd is not None else "@@rc 127",
         "@@crm_mon", "@@rc 127",
+        "@@ha_cf", ha_cf, "@@rc 0",
+        "@@haresources", haresources, "@@rc 0",
+        "@@ha_log", ha_log, "@@rc 0",
     ]
     return "\n".join(parts) + "\n"
 
@@ -177,6 +220,7 @@ def build_state(lab: Lab, outputs: dict[str, str | None], *, errors: dict[str, s
                 node.reachable, node.error = False, errors.get(name, "timeout after 2 s")
             else:
                 node_from_text(node, text, 0.004)
+                check_ha_config(node, lab)
             node.checked_at = taken_at
             judge_node(node)
             nodes[name] = node
@@ -259,7 +303,8 @@ def failover_state(lab: Lab, pair: str = "native") -> ClusterState:
     out[p.master] = poll_output(p.master, addresses=master_addr, heartbeat="stopped",
                                 drbd=_drbd_status("Secondary", "UpToDate", p.slave, "Primary", "UpToDate"))
     out[p.slave] = poll_output(p.slave, addresses=slave_addr + [str(p.vip_address)],
-                               drbd=_drbd_status("Primary", "UpToDate", p.master, "Secondary", "UpToDate"))
+                               drbd=_drbd_status("Primary", "UpToDate", p.master, "Secondary", "UpToDate"),
+                               ha_log=heartbeat_log(p.slave, took_over=True))
     return build_state(lab, out, taken_at=TAKEN_AT + 5)
 
 

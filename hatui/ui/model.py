@@ -211,6 +211,26 @@ def heartbeat_resource_rows(state) -> list[TableRow]:
     return rows
 
 
+HB_EVENTS_PER_NODE = 2
+
+
+def heartbeat_details(state, pair_name: str | None) -> list[Note]:
+    """The pair's ha.cf/haresources checks (one line when they match lab.toml), then each node's
+    latest Heartbeat log events."""
+    pair = state.pairs.get(pair_name) if pair_name else None
+    if pair is None:
+        return []
+    nodes = [state.nodes[host] for host in (pair.master, pair.slave) if host in state.nodes]
+    checked = [node for node in nodes if node.ha_config is not None]
+    notes = [Note(f.severity, f"{node.host}: {fmt.one_line(f.reason, 200)}") for node in checked for f in node.ha_config]
+    if checked and not notes:
+        notes.append(Note(Severity.OK, f"{' and '.join(n.host for n in checked)}: ha.cf and haresources match lab.toml"))
+    for node in nodes:
+        for event in (node.ha_log or [])[-HB_EVENTS_PER_NODE:]:
+            notes.append(Note(event.severity, f"{node.host} {event.clock} {fmt.one_line(event.message, 200)}"))
+    return notes
+
+
 # --- VMs -----------------------------------------------------------------------------------
 
 VM_COLUMNS = [("", "sev"), ("vm", "vm"), ("vmid", "vmid"), ("node", "node"), ("pair", "pair"),

@@ -213,6 +213,7 @@ class HeartbeatPane(StatePane):
 
     def build(self) -> Iterable[Widget]:
         yield LiveTable(model.HB_PAIR_COLUMNS, id="hb-pairs")
+        yield Quiet("", id="hb-details", classes="notes")
         yield LiveTable(model.HB_RESOURCE_COLUMNS, id="hb-resources", can_focus=False)
 
     def render_state(self) -> None:
@@ -220,6 +221,16 @@ class HeartbeatPane(StatePane):
             styled(self.app, model.heartbeat_pair_rows(self.state, self.tracker)))
         self.query_one("#hb-resources", LiveTable).sync(
             styled(self.app, model.heartbeat_resource_rows(self.state), None))
+        self._details()
+
+    def _details(self) -> None:
+        """ha.cf checks and latest log events of the pair under the cursor."""
+        notes = model.heartbeat_details(self.state, self.selected_pair())
+        self.query_one("#hb-details", Quiet).show(notes_text(self.app, notes) if notes else Text(""))
+
+    def on_data_table_row_highlighted(self, event) -> None:
+        if self.ready and self.state is not None:
+            self._details()
 
     def selected_pair(self) -> str | None:
         return self.selected_key()
