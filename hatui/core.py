@@ -146,6 +146,21 @@ class Core:
 
         return PveClient(self.pve_settings) if self.pve_settings is not None else lab_client(self.lab)
 
+    async def software_versions(self, timeout: float = 5.0) -> dict[str, dict | None]:
+        """Each server's heartbeat, DRBD and nginx versions (hatui.provenance); a host that does not
+        answer gives None: provenance never fails a drill."""
+        from hatui.provenance import HOST_COMMAND, parse_host_software
+
+        async def one(host: str) -> dict | None:
+            try:
+                result = await self.pool.run(host, HOST_COMMAND, timeout=timeout)
+            except (TransportError, OSError):
+                return None
+            return parse_host_software(result.stdout)
+
+        names = [h.name for h in self.lab.servers] if self.lab is not None else []
+        return dict(zip(names, await asyncio.gather(*(one(n) for n in names))))
+
     async def close(self) -> None:
         await self.pool.close()
 

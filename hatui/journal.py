@@ -12,6 +12,8 @@ import time
 from pathlib import Path
 from typing import Any, Iterator
 
+from hatui.errors import UsageError
+
 VERSION = 1
 
 
@@ -88,8 +90,31 @@ def read_journal(path: Path | str) -> Iterator[dict]:
             yield entry
 
 
+def journal_plan(path: Path | str, plan_schema: str) -> dict | None:
+    """The plan in the journal's first record (None: no journal yet). A journal hatui cannot resume
+    (a directory, another program's file, a journal of an older hatui without its plan) raises
+    UsageError with one line: resuming it would mix runs of unknown plans."""
+    path = Path(path)
+    if path.is_dir():
+        raise UsageError(f"{path} is a directory, not a journal: export into another directory")
+    try:
+        first = next(iter(read_lines(path)), None)
+    except OSError as exc:
+        raise UsageError(f"cannot read the journal {path}: {exc.strerror}") from None
+    if first is None:
+        return None
+    if not isinstance(first, dict) or "kind" not in first:
+        raise UsageError(f"{path} is not a hatui journal: export into another directory")
+    plan = first.get("plan")
+    if first.get("kind") != "drill-started" or not isinstance(plan, dict) or plan.get("schema") != plan_schema:
+        raise UsageError(f"{path} was written by an older hatui and does not record its plan, so its runs "
+                         "cannot be resumed: export into another directory")
+    return plan
+
+
 def finished_runs(path: Path | str) -> dict[str, dict]:
-    """run_id -> the last `run-finished` entry's result, in journal order."""
+    """run_id -> the last `run-finished` entry's result, in journal order (any state: `status` is
+    ok for a finished run, else aborted, halted or failed)."""
     runs: dict[str, dict] = {}
     for entry in read_journal(path):
         if entry["kind"] == "run-finished" and isinstance(entry.get("result"), dict):

@@ -20,11 +20,12 @@ RESULTS_SCHEMA = "hatui.results/1"
 
 
 def write_all(directory: Path, results: list[RunResult], *, lab_name: str, plan_info: dict,
-              halted: str | None = None) -> list[Path]:
+              halted: str | None = None, environment: dict | None = None) -> list[Path]:
     directory.mkdir(parents=True, exist_ok=True)
     files = {
         "report.md": report_markdown(results, lab_name=lab_name, plan_info=plan_info, halted=halted),
-        "results.json": json.dumps(results_document(results, lab_name=lab_name, plan_info=plan_info, halted=halted), indent=2),
+        "results.json": json.dumps(results_document(results, lab_name=lab_name, plan_info=plan_info, halted=halted,
+                                                    environment=environment), indent=2),
         "runs.csv": runs_csv(results),
         "per-second.csv": per_second_csv(results),
         "charts.txt": charts_text(results),
@@ -40,13 +41,17 @@ def write_all(directory: Path, results: list[RunResult], *, lab_name: str, plan_
     return written
 
 
-def results_document(results: list[RunResult], *, lab_name: str, plan_info: dict, halted: str | None = None) -> dict:
+def results_document(results: list[RunResult], *, lab_name: str, plan_info: dict, halted: str | None = None,
+                     environment: dict | None = None) -> dict:
+    """`plan` is the complete plan (DrillPlan.info), `environment` where the numbers came from
+    (hatui.provenance.environment)."""
     return {
         "schema": RESULTS_SCHEMA,
         "hatui": __version__,
         "lab": lab_name,
         "written_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "plan": plan_info,
+        "environment": environment,
         "halted": halted,
         "runs": [r.to_dict() for r in results],
         "aggregates": [a.to_dict() for a in aggregate(results)],
@@ -82,12 +87,13 @@ def report_markdown(results: list[RunResult], *, lab_name: str, plan_info: dict,
         out += [f"**The drill was halted:** {halted}", ""]
     failed = [r for r in results if r.status != "ok"]
     passed = sum(1 for r in results if r.passed)
-    out.append(f"Runs: {len(results)} finished, {passed} within thresholds, {len(failed)} failed or halted, "
-               f"{sum(1 for r in results if not r.valid)} invalid.")
+    out.append(f"Runs: {len(results) - len(failed)} finished, {passed} within thresholds, {len(failed)} aborted, "
+               f"failed or halted, {sum(1 for r in results if not r.valid)} invalid.")
     out.append("")
     out += _comparison(aggs)
     for stack in sorted({a.stack for a in aggs}):
         out += _table5(stack, [a for a in aggs if a.stack == stack])
+    out += _not_in_tables(results)
     out += _runs_table(results)
     out += _writes(results)
     out += _validity(results)
@@ -130,6 +136,18 @@ def _table5(stack: str, aggs: list[Aggregate]) -> list[str]:
                    f"{_mean_sd(a.errors)} | {_mean_sd(a.availability_pct, 2)} | {_mean_sd(down, 0)}{span} |")
     out.append("")
     return out
+
+
+def _not_in_tables(results: list[RunResult]) -> list[str]:
+    """Every run that did not finish (aborted, halted, failed): never averaged, so listed here."""
+    ended = [r for r in results if r.status != "ok"]
+    if not ended:
+        return []
+    out = ["## Runs not in the tables", "",
+           "These runs did not finish, so none of their numbers is in the tables above; a resumed export runs "
+           "them again.", "", "| run | state | what happened |", "|---|---|---|"]
+    out += [f"| {r.run_id} | {r.status} | {(r.error or '').replace('|', '/')} |" for r in ended]
+    return out + [""]
 
 
 def _runs_table(results: list[RunResult]) -> list[str]:
@@ -292,9 +310,14 @@ def junit_xml(results: list[RunResult]) -> str:
             cases += 1
             case = ET.SubElement(suite, "testcase", classname=f"hatui.{r.stack}.rate{r.rate:g}",
                                  name=f"{r.run_id} {phase}")
+            # A run whose numbers cannot be trusted is an error, not a broken threshold.
             if r.status != "ok":
                 errors += 1
-                ET.SubElement(case, "error", message=f"run {r.status}: {r.error or ''}").text = r.error or r.status
+                ET.SubElement(case, "error", type=r.status, message=f"run {r.status}: {r.error or ''}").text = r.error or r.status
+            elif not r.valid:
+                errors += 1
+                reasons = "; ".join(r.invalid_reasons) or "invalid"
+                ET.SubElement(case, "error", type="invalid", message=f"run invalid: {reasons}").text = reasons
             elif pr is not None and pr.thresholds_broken:
                 failures += 1
                 ET.SubElement(case, "failure", message="; ".join(pr.thresholds_broken)).text = "\n".join(pr.thresholds_broken)

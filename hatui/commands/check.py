@@ -6,7 +6,7 @@ import argparse
 
 from hatui.commands import add_json_option, add_lab_option, examples, print_json
 from hatui.config import Lab, load_lab
-from hatui.drill.plan import DrillPlan, make_plan
+from hatui.drill.plan import DrillPlan, make_plan, refuse_drill_engine
 from hatui.errors import EXIT_OK, HatuiError
 
 SCHEMA = "hatui.check/1"
@@ -27,6 +27,7 @@ def register(subparsers) -> None:
 
 def run(args: argparse.Namespace) -> int:
     lab = load_lab(args.lab)  # a ConfigError is printed by cli.main (as JSON under --json)
+    refuse_drill_engine(lab)  # a valid file, but no drill could honour its engine
     plan, plan_error = _default_plan(lab)
     if args.json:
         print_json(as_json(lab, plan, plan_error))

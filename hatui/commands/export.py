@@ -13,11 +13,13 @@ from pathlib import Path
 from hatui.commands import add_lab_option, add_mode_option, examples
 from hatui.config import load_lab
 from hatui.core import Core
-from hatui.drill.events import DrillHalted, DrillRunFinished, DrillRunStarted, Event, RunSkipped, TimelineMark
-from hatui.drill.plan import make_plan
+from hatui.drill.events import (DrillHalted, DrillRunFinished, DrillRunStarted, Event, RunRetried, RunSkipped,
+                                TimelineMark)
+from hatui.drill.plan import check_journal, make_plan
 from hatui.errors import EXIT_REFUSED, UsageError
 from hatui.journal import finished_runs
 from hatui.drill.results import RunResult
+from hatui.provenance import environment
 from hatui.report import write_all
 
 MODE = "the headless drill (hatui --export DIR)"
@@ -26,13 +28,15 @@ DESCRIPTION = """\
 Run the drill plan (stacks x rates x repetitions, from lab.toml unless overridden) with no
 screen and write the reports to DIR: report.md, results.json, runs.csv, per-second.csv,
 charts.txt, junit.xml and journal.jsonl. Progress goes to stderr, a line per run.
-Rerunning into the same DIR resumes: finished runs are skipped.
+Rerunning into the same DIR resumes the same plan: finished runs are skipped, aborted, halted
+and failed ones run again; a DIR whose journal holds another plan is refused.
 `hatui --export DIR [options]` is the same command."""
 
 EPILOG = examples(
     "hatui export results/study --stack both",
     "hatui export out --stack native --rates 10,20 --repeat 1 --conns 400 --quiet",
-    more="Exit codes: 0 every run within thresholds, 1 a run broke one (or failed, or the drill halted),\n"
+    more="Exit codes: 0 every run valid and within thresholds, 1 a run broke one (or was invalid, aborted,\n"
+         "halted or failed, or the drill stopped early),\n"
          "2 usage or config error, 3 refused by a safety check (preflight).")
 
 
@@ -97,13 +101,17 @@ def run(args: argparse.Namespace) -> int:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise UsageError(f"cannot create the report directory {out}: {exc.strerror}") from None
+    journal = out / "journal.jsonl"
+    check_journal(journal, plan)  # another plan's journal is refused before anything is sent
     progress = Progress(plan, quiet=args.quiet)
     outcome = asyncio.run(_drive(lab, plan, out, progress))
-    # Reports cover every finished run in the journal, also those of earlier, interrupted exports.
-    done = [RunResult.from_dict(r) for r in finished_runs(out / "journal.jsonl").values()]
+    # Reports cover every run in the journal (of this same plan), also those of earlier, interrupted
+    # exports: the last entry of each run, whatever its state; only finished, valid runs are averaged.
+    done = [RunResult.from_dict(r) for r in finished_runs(journal).values()]
     order = {r.run_id: i for i, r in enumerate(plan.runs)}
     done.sort(key=lambda r: order.get(r.run_id, len(order)))
-    write_all(out, done, lab_name=lab.name, plan_info=plan.info(), halted=outcome.halted)
+    write_all(out, done, lab_name=lab.name, plan_info=plan.info(), halted=outcome.halted,
+              environment=environment(outcome.host_software))
     if outcome.refused:
         print(f"hatui: {outcome.refused}", file=sys.stderr)
         return EXIT_REFUSED
@@ -114,16 +122,25 @@ def run(args: argparse.Namespace) -> int:
     if outcome.halted:
         print(f"hatui: drill halted: {outcome.halted}", file=sys.stderr)
     print(out / "report.md")
-    return outcome.exit_code
+    return outcome.exit_code  # the runner's drill_exit_code: the same runs the reports show
 
 
 async def _drive(lab, plan, out: Path, progress: "Progress"):
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
+
+    def on_signal() -> None:
+        if not stop.is_set():
+            print("hatui: stopping: the current run is journaled as aborted once the cluster has recovered",
+                  file=sys.stderr, flush=True)
+        stop.set()
+
     for sig in (signal.SIGINT, signal.SIGTERM):  # stop cleanly: recover the cluster, keep results
-        loop.add_signal_handler(sig, stop.set)
+        loop.add_signal_handler(sig, on_signal)
     async with Core(lab) as core:
-        return await core.run_drill(plan, progress, stop=stop, journal=out / "journal.jsonl")
+        outcome = await core.run_drill(plan, progress, stop=stop, journal=out / "journal.jsonl")
+        outcome.host_software = await core.software_versions()  # provenance, once per export
+        return outcome
 
 
 class Progress:
@@ -141,6 +158,8 @@ class Progress:
         if isinstance(event, DrillRunStarted):
             print(f"[{event.index}/{event.total}] {event.run_id}: {event.connections} connections at {event.rate:g} conn/s, "
                   f"fault {event.fault}", file=sys.stderr, flush=True)
+        elif isinstance(event, RunRetried):
+            print(f"  re-running {event.run_id}: {event.last_state} last time", file=sys.stderr, flush=True)
         elif isinstance(event, RunSkipped):
             print(f"  {event.run_id}: skipped ({event.reason})", file=sys.stderr, flush=True)
         elif isinstance(event, TimelineMark) and event.mark in ("fault-sent", "recovery-sent"):

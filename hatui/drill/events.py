@@ -47,6 +47,15 @@ class RunSkipped(Event):
 
 
 @dataclass
+class RunRetried(Event):
+    """A run the journal holds as aborted, halted or failed is run again."""
+
+    run_id: str
+    last_state: str  # aborted | halted | failed
+    kind: str = field(init=False, default="run-retried")
+
+
+@dataclass
 class PhaseChanged(Event):
     run_id: str
     phase: str  # preflight | load | failover | failback | settle | done

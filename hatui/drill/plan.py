@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import hashlib
+from dataclasses import asdict, dataclass, field
 from operator import attrgetter
+from pathlib import Path
 
-from hatui.config import FAULTS, STACKS, Lab
+from hatui.config import FAULTS, STACKS, Lab, Pair
 from hatui.errors import UsageError
+from hatui.journal import journal_plan
 
 # The failback phase needs room after the recovery: heartbeat takes 1-2 s to start moving the
 # VIP back and about 1 s more to finish.
@@ -79,6 +82,7 @@ class DrillPlan:
     connections: int = 0
     fault: str = "stop-heartbeat"
     write_ratio: float = 0.0  # writes per load connection, read back after the run (no-data-loss check)
+    identity: dict = field(default_factory=dict)  # what else decides the numbers: lab, pairs, thresholds (see plan_identity)
 
     @property
     def planned_seconds(self) -> float:
@@ -86,11 +90,81 @@ class DrillPlan:
         return sum(r.duration_s + self.settle_s for r in self.runs)
 
     def info(self) -> dict:
-        """The plan as the journal and results.json record it."""
-        return {"stacks": self.stacks, "rates": self.rates, "repetitions": self.repetitions,
+        """The complete plan as the journal's first record and results.json record it: a resume
+        compares it (plan_differences) so that runs of another plan are never mixed in."""
+        return {"schema": PLAN_SCHEMA, "stacks": self.stacks, "rates": self.rates, "repetitions": self.repetitions,
                 "connections": self.connections, "fault": self.fault, "uri": self.uri, "timeout_s": self.timeout_s,
                 "probe_interval_ms": self.probe_interval_ms, "engine": self.engine, "runs": len(self.runs),
-                "write_ratio": self.write_ratio}
+                "write_ratio": self.write_ratio, "settle_s": self.settle_s,
+                "recovery_timeout_s": self.recovery_timeout_s, "snapshot_vms": self.snapshot_vms, **self.identity}
+
+
+PLAN_SCHEMA = "hatui.plan/1"
+
+# The only engine that keeps a record per connection, which a run needs to be split into phases.
+DRILL_ENGINES = ("builtin",)
+
+
+def refuse_drill_engine(lab: Lab) -> None:
+    """Drills measure with the builtin engine only: refuse another instead of ignoring it."""
+    if lab.load.engine not in DRILL_ENGINES:
+        raise UsageError(f"[load] engine = {lab.load.engine!r} cannot run drills: it gives no per-connection "
+                         "records, so a run cannot be split into failover and failback (use engine = \"builtin\")")
+
+
+def plan_identity(lab: Lab, pairs: list[Pair]) -> dict:
+    """The lab (name, digest of its file), the drilled pairs with their heartbeat timings, the fault
+    timing and the thresholds: everything beside the run list that decides a run's numbers."""
+    try:
+        digest = hashlib.sha256(Path(lab.path).read_bytes()).hexdigest()
+    except OSError:
+        digest = None
+    return {
+        "lab": lab.name, "lab_file": str(lab.path), "lab_sha256": digest,
+        "fault_target": lab.drill.fault_target, "fault_at": str(lab.drill.fault_at),
+        "recover_at": str(lab.drill.recover_at),
+        "pairs": {p.name: {"stack": p.stack, "master": p.master, "slave": p.slave, "vip": str(p.vip),
+                           "heartbeat": asdict(p.heartbeat)} for p in pairs},
+        "thresholds": asdict(lab.thresholds),
+    }
+
+
+# Fields that describe the record rather than the plan: never a reason to refuse a resume.
+_NOT_COMPARED = {"lab_file", "runs"}  # where the file was read; runs follow from the rest
+
+
+def plan_differences(journal: dict, now: dict, prefix: str = "") -> list[str]:
+    """What differs between a journal's plan and this one, e.g. 'connections: journal 200, now 2000'."""
+    out = []
+    for key in sorted(set(journal) | set(now)):
+        if not prefix and key in _NOT_COMPARED:
+            continue
+        old, new = journal.get(key), now.get(key)
+        if isinstance(old, dict) and isinstance(new, dict):
+            out += plan_differences(old, new, f"{prefix}{key}.")
+        elif old != new:
+            out.append(f"{prefix}{key}: journal {_shown(old)}, now {_shown(new)}")
+    return out
+
+
+def check_journal(path: Path, plan: DrillPlan) -> None:
+    """Refuse (UsageError, before anything is sent) to resume a journal of another plan, or one that
+    cannot be read as a hatui journal: its runs would be mixed with this plan's."""
+    recorded = journal_plan(path, PLAN_SCHEMA)
+    if recorded is None:
+        return
+    differences = plan_differences(recorded, plan.info())
+    if differences:
+        raise UsageError(f"{path} holds the runs of another plan ({'; '.join(differences)}): "
+                         "export into another directory, or run that plan again")
+
+
+def _shown(value) -> str:
+    if isinstance(value, list):
+        return ",".join(_shown(v) for v in value)
+    if isinstance(value, float):
+        return f"{value:g}"
+    return "none" if value is None else str(value)
 
 
 def make_plan(lab: Lab, *, stacks: list[str] | None = None, rates: list[float] | None = None,
@@ -103,6 +177,7 @@ def make_plan(lab: Lab, *, stacks: list[str] | None = None, rates: list[float] |
     conns = conns if conns is not None else lab.load.connections
     fault = fault or lab.drill.fault
     write_ratio = lab.drill.write_ratio if write_ratio is None else write_ratio
+    refuse_drill_engine(lab)
     if not 0 <= write_ratio <= 1:
         raise UsageError(f"write ratio must be between 0 and 1, found {write_ratio:g}")
     for stack in stacks:
@@ -140,4 +215,5 @@ def make_plan(lab: Lab, *, stacks: list[str] | None = None, rates: list[float] |
                      probe_interval_ms=lab.load.probe_interval_ms, engine=lab.load.engine,
                      settle_s=lab.drill.settle_s, recovery_timeout_s=lab.drill.recovery_timeout_s,
                      snapshot_vms=lab.drill.snapshot_vms, stacks=list(stacks), rates=list(rates),
-                     repetitions=repeat, connections=conns, fault=fault, write_ratio=write_ratio)
+                     repetitions=repeat, connections=conns, fault=fault, write_ratio=write_ratio,
+                     identity=plan_identity(lab, chosen))

@@ -16,9 +16,9 @@ from hatui.collectors.severity import Severity
 from hatui.config import Lab, Pair
 from hatui.drill import measure
 from hatui.drill.events import (CommandSent, DrillFinished, DrillHalted, DrillRunFinished, DrillRunStarted,
-                                DrillStarted, Event, LoadProgress, PhaseChanged, RunSkipped, TimelineMark)
+                                DrillStarted, Event, LoadProgress, PhaseChanged, RunRetried, RunSkipped, TimelineMark)
 from hatui.drill.faults import RECOVERY, execute_fault, plan_fault
-from hatui.drill.plan import DrillPlan, PlannedRun
+from hatui.drill.plan import DrillPlan, PlannedRun, check_journal
 from hatui.drill.results import Mark, RunResult, check_thresholds
 from hatui.errors import EXIT_OK, EXIT_REFUSED, EXIT_THRESHOLD, HatuiError, RefusedError
 from hatui.journal import Journal, finished_runs
@@ -35,6 +35,7 @@ class DrillOutcome:
     halted: str | None = None
     refused: str | None = None
     stopped: bool = False
+    host_software: dict | None = None  # host -> heartbeat/DRBD/nginx versions (hatui.provenance), set by export
 
 
 @dataclass
@@ -51,6 +52,19 @@ class _Timeline:
 
     def has(self, name: str) -> bool:
         return any(m.name == name for m in self.marks)
+
+
+def drill_exit_code(results: list[RunResult], planned_runs: int) -> int:
+    """1 unless every planned run finished valid and within its thresholds (an aborted, halted,
+    failed or invalid run, or a drill stopped before its end, fails the gate); else 0."""
+    if len(results) < planned_runs or any(r.status != "ok" or not r.valid or not r.passed for r in results):
+        return EXIT_THRESHOLD
+    return EXIT_OK
+
+
+def run_state(result: RunResult) -> str:
+    """A run's lifecycle state in the journal: finished (valid or not), aborted, halted or failed."""
+    return "finished" if result.status == "ok" else result.status
 
 
 def steady_problems(state: ClusterState, pair: Pair) -> list[str]:
@@ -118,8 +132,9 @@ class DrillRunner:
     async def _state(self, pair: Pair) -> ClusterState:
         return await collect_state(self.lab, self.pool, pairs=[pair])
 
-    async def _wait_steady(self, pair: Pair, *, settle_s: float, timeout_s: float) -> list[str]:
-        """Wait until the pair has been steady for `settle_s`; returns the last problems on timeout."""
+    async def _wait_steady(self, pair: Pair, *, settle_s: float, timeout_s: float, stoppable: bool = True) -> list[str]:
+        """Wait until the pair has been steady for `settle_s`; returns the last problems on timeout
+        (or at a stop, when `stoppable`)."""
         deadline = time.monotonic() + timeout_s
         steady_since = None
         while True:
@@ -131,7 +146,7 @@ class DrillRunner:
                     return []
             else:
                 steady_since = None
-            if now >= deadline or self._stop.is_set():
+            if now >= deadline or (stoppable and self._stop.is_set()):
                 return problems or ["not steady long enough"]
             await asyncio.sleep(STEADY_POLL_S)
 
@@ -143,6 +158,7 @@ class DrillRunner:
     async def run(self, stop: asyncio.Event | None = None) -> DrillOutcome:
         if stop is not None:
             asyncio.get_running_loop().create_task(_forward(stop, self._stop))
+        check_journal(self.journal_path, self.plan)
         done = finished_runs(self.journal_path) if self.resume else {}
         interrupted = interrupted_run(self.journal_path) if self.resume else None
         self.journal = Journal(self.journal_path)
@@ -157,10 +173,13 @@ class DrillRunner:
             for index, planned in enumerate(self.plan.runs, start=1):
                 if self._stop.is_set():
                     break
-                if planned.run_id in done:
-                    results.append(RunResult.from_dict(done[planned.run_id]))
+                last = done.get(planned.run_id)
+                if last is not None and last.get("status") == "ok":
+                    results.append(RunResult.from_dict(last))
                     self.emit(RunSkipped(run_id=planned.run_id, reason="already finished in the journal"))
                     continue
+                if last is not None:  # aborted, halted or failed: its numbers never count, so run it again
+                    self.emit(RunRetried(run_id=planned.run_id, last_state=last.get("status", "unknown")))
                 try:
                     result = await self._run_one(planned, index, first=not results)
                 except RefusedError as exc:
@@ -173,12 +192,7 @@ class DrillRunner:
                     break
         finally:
             self.pool.listeners.remove(self._on_command)
-        if refused:
-            code = EXIT_REFUSED
-        elif halted or any(r.status != "ok" for r in results) or any(not r.passed for r in results):
-            code = EXIT_THRESHOLD
-        else:
-            code = EXIT_OK
+        code = EXIT_REFUSED if refused else drill_exit_code(results, len(self.plan.runs))
         self.journal.write("drill-finished", exit_code=code, halted=halted, refused=refused, stopped=self._stop.is_set())
         self.journal.close()
         self.emit(DrillFinished(results=results, exit_code=code, stopped=self._stop.is_set()))
@@ -194,6 +208,8 @@ class DrillRunner:
         # Preflight: the first run refuses at once; later runs first wait for the cluster to settle.
         problems = await self._wait_steady(pair, settle_s=0 if first else self.plan.settle_s,
                                            timeout_s=0 if first else self.plan.recovery_timeout_s)
+        if self._stop.is_set():  # stopped while waiting for the cluster to settle: nothing was sent
+            return self._aborted(planned, None, steady_problems(await self._state(pair), pair), started_wall=time.time())
         if problems:
             if first:
                 raise RefusedError(f"preflight refused {planned.run_id}: " + "; ".join(problems))
@@ -242,12 +258,13 @@ class DrillRunner:
         why the last of them failed, None when both worked."""
         error = None
         await self._sleep_until(timeline.t0 + planned.fault_at_s)
-        if not self._stop.is_set():
-            self._mark(planned, timeline, "fault-sent", detail=f"{fault.command} on {fault.host}")
-            outcome = await execute_fault(self.lab, fault, self.pool)
-            if not outcome.ok:
-                error = f"fault {fault.action} on {fault.host} failed: {outcome.detail}"
-        await self._sleep_until(timeline.t0 + planned.recover_at_s)
+        if self._stop.is_set():
+            return None  # stopped before the fault: nothing to recover from
+        self._mark(planned, timeline, "fault-sent", detail=f"{fault.command} on {fault.host}")
+        outcome = await execute_fault(self.lab, fault, self.pool)
+        if not outcome.ok:
+            error = f"fault {fault.action} on {fault.host} failed: {outcome.detail}"
+        await self._sleep_until(timeline.t0 + planned.recover_at_s)  # returns at once on a stop
         self._mark(planned, timeline, "recovery-sent", detail=f"{recovery.command} on {recovery.host}")
         self.emit(PhaseChanged(run_id=planned.run_id, phase="failback"))
         outcome = await execute_fault(self.lab, recovery, self.pool)
@@ -274,13 +291,38 @@ class DrillRunner:
             if rollback_error:
                 result.status, result.error = "failed", rollback_error
         self.emit(PhaseChanged(run_id=planned.run_id, phase="settle"))
-        problems = await self._wait_steady(pair, settle_s=self.plan.settle_s, timeout_s=self.plan.recovery_timeout_s)
-        if problems and not self._stop.is_set():
+        # After a stop the settle wait is not cut short: the cluster is left recovered, or we say how not.
+        problems = await self._wait_steady(pair, settle_s=self.plan.settle_s, timeout_s=self.plan.recovery_timeout_s,
+                                           stoppable=not self._stop.is_set())
+        if self._stop.is_set():
+            if problems:  # the stop came during the settle wait: wait for the recovery itself
+                problems = await self._wait_steady(pair, settle_s=0, timeout_s=self.plan.recovery_timeout_s,
+                                                   stoppable=False)
+            return self._aborted(planned, result, problems)
+        if problems:
             return await self._halt(planned, pair, f"the cluster did not recover within {self.plan.recovery_timeout_s:g} s: "
                                     + "; ".join(problems), result=result)
         if writes is not None:
             await self._verify_writes(result, writes, vip)
-        self.journal.write("run-finished", result=result.to_dict())
+        self.journal.write("run-finished", state=run_state(result), result=result.to_dict())
+        self.emit(DrillRunFinished(run_id=planned.run_id, result=result))
+        self.emit(PhaseChanged(run_id=planned.run_id, phase="done"))
+        return result
+
+    def _aborted(self, planned: PlannedRun, result: RunResult | None, problems: list[str], *,
+                 started_wall: float | None = None) -> RunResult:
+        """Journal a run stopped by the operator (signal, TUI abort) as aborted, saying what was sent
+        and the state the cluster was left in; its numbers never enter the tables."""
+        if result is None:
+            result = _empty_result(planned, "aborted", started_wall)
+        marks = {m.name for m in result.timeline}
+        fault_sent, recovery_sent = "fault-sent" in marks, "recovery-sent" in marks
+        left = "steady" if not problems else "; ".join(problems)
+        result.status = "aborted"
+        result.error = (f"stopped by the operator: fault {'sent' if fault_sent else 'not sent'}, recovery "
+                        f"{'sent' if recovery_sent else 'not sent'}; cluster left: {left}")
+        self.journal.write("run-finished", state="aborted", fault_sent=fault_sent, recovery_sent=recovery_sent,
+                           cluster_left=left, result=result.to_dict())
         self.emit(DrillRunFinished(run_id=planned.run_id, result=result))
         self.emit(PhaseChanged(run_id=planned.run_id, phase="done"))
         return result
@@ -360,12 +402,10 @@ class DrillRunner:
         problems = await self._wait_steady(pair, settle_s=0, timeout_s=min(15.0, self.plan.recovery_timeout_s))
         left = "steady again after recovery attempts" if not problems else "; ".join(problems)
         if result is None:
-            result = RunResult(key=planned.key, connections=planned.connections, fault=planned.fault,
-                               started_wall=started_wall or time.time(), status="halted", phases={}, total=None,
-                               timeline=[], per_second=[])
+            result = _empty_result(planned, "halted", started_wall)
         result.status = "halted"
         result.error = f"{reason} (recovery tried: {'; '.join(attempts)}; cluster left: {left})"
-        self.journal.write("run-finished", result=result.to_dict())
+        self.journal.write("run-finished", state="halted", result=result.to_dict())
         self.journal.write("drill-halted", run_id=planned.run_id, reason=reason, cluster_left=left)
         self.emit(DrillRunFinished(run_id=planned.run_id, result=result))
         self.emit(DrillHalted(run_id=planned.run_id, reason=reason, cluster_left=left))
@@ -409,6 +449,13 @@ class DrillRunner:
             except TransportError:
                 pass
             await asyncio.sleep(WATCH_INTERVAL_S)
+
+
+def _empty_result(planned: PlannedRun, status: str, started_wall: float | None) -> RunResult:
+    """A run that ended before its load: no phases, no numbers."""
+    return RunResult(key=planned.key, connections=planned.connections, fault=planned.fault,
+                     started_wall=started_wall or time.time(), status=status, phases={}, total=None,
+                     timeline=[], per_second=[])
 
 
 def interrupted_run(path: Path) -> dict | None:
