@@ -11,7 +11,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from hatui.collectors.cluster import ClusterState, collect_state
+from hatui.collectors.cluster import ClusterState, collect_state, parse_ipv4_addresses
+from hatui.collectors.heartbeat import parse_nodestatus
 from hatui.collectors.severity import Severity
 from hatui.config import Lab, Pair
 from hatui.drill import measure
@@ -432,17 +433,17 @@ class DrillRunner:
 
     async def _watch(self, planned: PlannedRun, timeline: _Timeline, target: str, peer: str, vip: str) -> None:
         """Sample the peer's view: when does it see the target dead, when does it hold the VIP."""
-        command = f"cl_status nodestatus {target} 2>&1; ip -o -4 addr show 2>&1"
+        command = f"cl_status nodestatus {target} 2>&1; echo @@addresses; ip -o -4 addr show 2>&1"
         seen_dead = held = False
         while True:
             try:
                 result = await self.pool.run(peer, command, timeout=2.0)
                 at = time.monotonic()
-                out = result.stdout
-                if not seen_dead and timeline.has("fault-sent") and out.split("\n", 1)[0].strip() == "dead":
+                status, _, addresses = result.stdout.partition("@@addresses\n")
+                if not seen_dead and timeline.has("fault-sent") and parse_nodestatus(status).value == "dead":
                     seen_dead = True
                     self._mark(planned, timeline, "peer-dead", at, f"{peer} sees {target} dead")
-                holds = f" {vip}/" in out
+                holds = vip in parse_ipv4_addresses(addresses)
                 if holds and not held and timeline.has("fault-sent"):
                     self._mark(planned, timeline, "vip-moved", at, f"{vip} up on {peer}")
                 held = holds
