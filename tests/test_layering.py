@@ -1,11 +1,15 @@
-"""Core and UI apart: no module outside hatui.ui may import Textual (checked in a fresh interpreter)."""
+"""Layers apart: no module outside hatui.ui may import Textual (checked in a fresh interpreter); the
+drill, the collectors and the load generator never import the local lab; the lab's modules import
+each other without cycles."""
 
 from __future__ import annotations
 
+import ast
 import json
 import pkgutil
 import subprocess
 import sys
+from pathlib import Path
 
 import hatui
 
@@ -45,3 +49,83 @@ def test_cli_help_does_not_import_textual():
     code = "import sys\nfrom hatui.cli import build_parser\nbuild_parser()\nprint('textual' in sys.modules)"
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert result.stdout.strip() == "False", result.stderr
+
+
+# --------------------------------------------------------------------------------------------
+# Imports read from the source: top-level and function-level alike
+
+
+SOURCE_ROOT = Path(hatui.__file__).resolve().parents[1]
+
+
+def module_name(path: Path) -> str:
+    parts = list(path.relative_to(SOURCE_ROOT).with_suffix("").parts)
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def imported_names(path: Path) -> set[str]:
+    """Every module `path` may import anywhere in it: `from a import b` counts a and a.b (b may be a
+    module); relative imports are resolved."""
+    package = module_name(path) if path.name == "__init__.py" else module_name(path).rpartition(".")[0]
+    names: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, ast.Import):
+            names |= {alias.name for alias in node.names}
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                anchor = package.split(".")[:len(package.split(".")) - node.level + 1]
+                base = ".".join(anchor + ([base] if base else []))
+            names.add(base)
+            names |= {f"{base}.{alias.name}" for alias in node.names}
+    return names
+
+
+def lab_import_graph() -> dict[str, set[str]]:
+    files = {module_name(p): p for p in sorted((SOURCE_ROOT / "hatui" / "lab").rglob("*.py"))}
+    return {name: {n for n in imported_names(path) if n in files and n != name} for name, path in files.items()}
+
+
+def find_cycle(graph: dict[str, set[str]]) -> list[str] | None:
+    done: set[str] = set()
+
+    def visit(node: str, path: list[str]) -> list[str] | None:
+        if node in path:
+            return path[path.index(node):] + [node]
+        if node in done:
+            return None
+        for dep in sorted(graph[node]):
+            cycle = visit(dep, path + [node])
+            if cycle:
+                return cycle
+        done.add(node)
+        return None
+
+    for start in sorted(graph):
+        cycle = visit(start, [])
+        if cycle:
+            return cycle
+    return None
+
+
+def test_drill_collectors_and_load_do_not_import_the_lab():
+    offenders = []
+    for package in ("collectors", "load", "drill"):
+        for path in sorted((SOURCE_ROOT / "hatui" / package).rglob("*.py")):
+            for name in sorted(imported_names(path)):
+                if name == "hatui.lab" or name.startswith("hatui.lab."):
+                    offenders.append(f"{module_name(path)} imports {name}")
+    assert offenders == []
+
+
+def test_the_lab_imports_without_cycles():
+    graph = lab_import_graph()
+    assert "hatui.lab.hosts" in graph["hatui.lab.build"]  # the scan sees the lab's imports
+    assert "hatui.lab.drbd.daemon" in graph["hatui.lab.drbd.commands"]
+    cycle = find_cycle(graph)
+    assert cycle is None, "import cycle: " + " -> ".join(cycle or [])
+
+
+def test_a_cycle_is_found():
+    assert find_cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}}) == ["a", "b", "c", "a"]
+    assert find_cycle({"a": {"b"}, "b": set()}) is None

@@ -15,6 +15,7 @@ from hatui.drill.plan import make_plan
 from hatui.drill.runner import DrillRunner, plan_info
 from hatui.errors import EXIT_REFUSED, UsageError
 from hatui.journal import finished_runs
+from hatui.lab import faults as lab_faults
 from hatui.drill.results import RunResult
 from hatui.report import write_all
 from hatui.transport import SshPool
@@ -85,7 +86,8 @@ def run(args: argparse.Namespace) -> int:
 
 async def _drive(lab, plan, out: Path, progress: "Progress"):
     async with SshPool([h for h in lab.hosts.values() if h.role == "server"]) as pool:
-        runner = DrillRunner(lab, plan, pool=pool, on_event=progress, journal_path=out / "journal.jsonl")
+        runner = DrillRunner(lab, plan, pool=pool, on_event=progress, journal_path=out / "journal.jsonl",
+                             lab_faults=lab_faults)
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):  # stop cleanly: recover the cluster, keep results
             loop.add_signal_handler(sig, runner.stop)

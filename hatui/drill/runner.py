@@ -17,7 +17,7 @@ from hatui.config import Lab, Pair
 from hatui.drill import measure
 from hatui.drill.events import (CommandSent, DrillFinished, DrillHalted, DrillStarted, Event, LoadProgress,
                                 PhaseChanged, RunFinished, RunSkipped, RunStarted, TimelineMark)
-from hatui.drill.faults import RECOVERY, execute_fault, plan_fault
+from hatui.drill.faults import RECOVERY, FaultAction, FaultOutcome, LabFaults, execute_fault, plan_fault
 from hatui.drill.plan import DrillPlan, PlannedRun
 from hatui.drill.results import RunResult, check_thresholds
 from hatui.errors import EXIT_OK, EXIT_REFUSED, EXIT_THRESHOLD, HatuiError, RefusedError
@@ -86,10 +86,11 @@ def steady_problems(state: ClusterState, pair: Pair) -> list[str]:
 
 class DrillRunner:
     def __init__(self, lab: Lab, plan: DrillPlan, *, pool: SshPool, on_event=None,
-                 journal_path: Path | str, resume: bool = True):
+                 journal_path: Path | str, resume: bool = True, lab_faults: LabFaults | None = None):
         self.lab = lab
         self.plan = plan
         self.pool = pool
+        self.lab_faults = lab_faults  # runs crash/restore (and the links) on a local lab
         self.on_event = on_event or (lambda event: None)
         self.journal_path = Path(journal_path)
         self.resume = resume
@@ -114,6 +115,9 @@ class DrillRunner:
             self.journal.write("command", **entry)
         if not _is_poll(command):
             self.emit(CommandSent(**entry))
+
+    async def _execute(self, fault: FaultAction) -> FaultOutcome:
+        return await execute_fault(self.lab, fault, self.pool, lab_faults=self.lab_faults)
 
     async def _state(self, pair: Pair) -> ClusterState:
         return await collect_state(self.lab, self.pool, pairs=[pair])
@@ -220,14 +224,14 @@ class DrillRunner:
             await self._sleep_until(streams.t0 + planned.fault_at_s)
             if not self._stop.is_set():
                 self._mark(planned, timeline, "fault-sent", detail=f"{fault.command} on {fault.host}")
-                outcome = await execute_fault(self.lab, fault, self.pool)
+                outcome = await self._execute(fault)
                 fault_ok = outcome.ok
                 if not outcome.ok:
                     error = f"fault {fault.action} on {fault.host} failed: {outcome.detail}"
             await self._sleep_until(streams.t0 + planned.recover_at_s)
             self._mark(planned, timeline, "recovery-sent", detail=f"{recovery.command} on {recovery.host}")
             self.emit(PhaseChanged(run_id=planned.run_id, phase="failback"))
-            outcome = await execute_fault(self.lab, recovery, self.pool)
+            outcome = await self._execute(recovery)
             recovery_ok = outcome.ok
             if not outcome.ok:
                 error = f"recovery {recovery.action} on {recovery.host} failed: {outcome.detail}"
@@ -325,7 +329,7 @@ class DrillRunner:
         if not steady_problems(state, pair):
             return
         self.journal.write("resume-recovery", run_id=entry.get("run_id"), action=recovery.action, host=recovery.host)
-        await execute_fault(self.lab, recovery, self.pool)
+        await self._execute(recovery)
 
     async def _halt(self, planned: PlannedRun, pair: Pair, reason: str, *, result: RunResult | None = None,
                     started_wall: float | None = None) -> RunResult:
@@ -334,7 +338,7 @@ class DrillRunner:
         for action, target in ((RECOVERY[planned.fault], planned.fault_target), ("start-heartbeat", "master"),
                                ("start-heartbeat", "slave")):
             try:
-                outcome = await execute_fault(self.lab, plan_fault(self.lab, pair.name, action, target), self.pool)
+                outcome = await self._execute(plan_fault(self.lab, pair.name, action, target))
                 attempts.append(f"{action} on {target}: {'ok' if outcome.ok else outcome.detail}")
             except Exception as exc:  # keep trying the other recoveries
                 attempts.append(f"{action} on {target}: {exc}")
