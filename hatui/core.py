@@ -20,6 +20,7 @@ from hatui.collectors.cluster import ClusterState, collect_state
 from hatui.config import Lab
 from hatui.drill.events import CommandSent, Event
 from hatui.drill.faults import FaultAction, FaultOutcome, ReadOnlyError, execute_fault, plan_fault
+from hatui.lab import faults as lab_faults
 from hatui.transport import CommandResult, SshPool, TransportError
 
 COMMAND_LOG_SIZE = 1000
@@ -33,6 +34,7 @@ class Core:
         self.results_dir = results_dir or Path("results")
         self.pve_settings = pve_settings  # hatui.proxmox.PveSettings overriding lab.toml's [proxmox]
         self.pool = SshPool(lab.servers if lab is not None else [])
+        self.lab_faults = lab_faults  # what runs crash/restore and the links on a local lab
         self.commands: collections.deque[CommandSent] = collections.deque(maxlen=COMMAND_LOG_SIZE)
         self.command_listeners: list[Callable[[CommandSent], None]] = []
         self.pool.listeners.append(self._on_command)
@@ -64,7 +66,7 @@ class Core:
     async def execute(self, fault: FaultAction) -> FaultOutcome:
         if self.read_only:
             raise ReadOnlyError(fault.description.lower())
-        return await execute_fault(self.lab, fault, self.pool)
+        return await execute_fault(self.lab, fault, self.pool, lab_faults=self.lab_faults)
 
     # -- Proxmox VMs (hatui.proxmox; blocking calls run in threads) ---------------------------
 
@@ -119,7 +121,7 @@ class Core:
         from hatui.drill.runner import DrillRunner
 
         runner = DrillRunner(self.lab, plan, pool=self.pool, on_event=on_event,
-                             journal_path=journal or self.results_dir / "journal.jsonl")
+                             journal_path=journal or self.results_dir / "journal.jsonl", lab_faults=self.lab_faults)
         return await runner.run(stop=stop)
 
     async def run_load(self, spec, probe=None, on_event: Callable[[Any], None] | None = None,

@@ -34,7 +34,7 @@ def lab_unavailable_reason() -> str | None:
     """Why the local lab cannot be built here, or None."""
     if os.geteuid() != 0:
         return "the local lab needs root"
-    from hatui.lab.lab import kernel_problems, missing_requirements
+    from hatui.lab.preflight import kernel_problems, missing_requirements
 
     missing = missing_requirements() + kernel_problems()
     return "missing for the local lab: " + "; ".join(missing) if missing else None
@@ -54,7 +54,7 @@ def lab_session():
     """The lab of ./lab.toml, brought up once per session and taken down at the end."""
     require_lab()
     from hatui.config import load_lab
-    from hatui.lab import lab as ops
+    from hatui.lab import build as ops
 
     import fcntl
 
@@ -75,7 +75,7 @@ def lab_session():
 @pytest.fixture
 def lab(lab_session):
     """The session's lab, up (built again if a test took it down; otherwise a ~0.1 s check)."""
-    from hatui.lab import lab as ops
+    from hatui.lab import build as ops
 
     if not (lab_session.state_dir / "lab-state.json").exists():
         ops.up(lab_session, out=lambda line: None)

@@ -71,7 +71,7 @@ class Pair:
         self.d: dict[str, Daemon] = {}
 
     async def start(self, name: str) -> Daemon:
-        d = Daemon(self.cfg[name])
+        d = Daemon(self.cfg[name], cli=commands.run)
         await d.start()
         self.d[name] = d
         return d
@@ -739,8 +739,7 @@ def test_nginx_conf_includes_drop_ins():
 
 def test_available_here_unless_switched_off(monkeypatch):
     import hatui.lab.drbd as standin
-    from hatui.lab import heartbeat as hb
     monkeypatch.delenv("HATUI_DRBD_STANDIN", raising=False)
-    assert standin.available() and hb.drbd_standin() is standin
+    assert standin.available()
     monkeypatch.setenv("HATUI_DRBD_STANDIN", "0")
-    assert not standin.available() and hb.drbd_standin() is None
+    assert not standin.available()

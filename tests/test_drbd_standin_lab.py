@@ -21,10 +21,9 @@ from hatui.collectors.drbd import parse_drbd
 from hatui.collectors.drbd_log import parse_drbd_kernel_log
 from hatui.collectors.severity import Severity
 from hatui.load.writes import WriteStream, verify
-from hatui.lab import faults
-from hatui.lab import heartbeat as hb
-from hatui.lab import lab as ops
+from hatui.lab import drbd, faults, hosts, pairs
 from hatui.lab.drbd.node import control, daemon_state
+from hatui.lab.state import lab_paths
 from tests.test_drbd_standin import check_against_truth
 
 pytestmark = pytest.mark.lab
@@ -38,12 +37,12 @@ OUTPUTS = ["drbdadm status", "drbdsetup status --verbose --statistics", "drbdset
 @pytest.fixture
 def drbd_lab(lab):
     """The lab, with the stand-in in use (in CI its absence is a failure, like a missing lab)."""
-    if hb.drbd_standin() is None:
+    if not drbd.available():
         if os.environ.get("CI") == "true":
             pytest.fail("the DRBD stand-in is not available in CI")
         pytest.skip("the DRBD stand-in is not available here")
     pair = lab.pairs["native"]
-    assert "drbddisk::r0" in (ops.lab_paths(lab).node_dir(pair.master) / "ha.d" / "haresources").read_text()
+    assert "drbddisk::r0" in (lab_paths(lab).node_dir(pair.master) / "ha.d" / "haresources").read_text()
     wait_for(lambda: in_sync(lab), 30, "DRBD connected and UpToDate on both nodes")
     return lab
 
@@ -63,7 +62,7 @@ def wait_for(pred, timeout: float, what: str, interval: float = 0.1):
 
 
 def truth(lab, host: str) -> dict | None:
-    st = daemon_state(ops.lab_paths(lab).node_dir(host))
+    st = daemon_state(lab_paths(lab).node_dir(host))
     return st["internals"][RES] if st else None
 
 
@@ -74,7 +73,7 @@ def in_sync(lab) -> bool:
 
 
 def sh(lab, host: str, command: str, check: bool = True):
-    proc = ops.exec_in(lab, host, command, timeout=20)
+    proc = hosts.exec_in(lab, host, command, timeout=20)
     if check:
         assert proc.returncode == 0, f"{host}: {command}: exit {proc.returncode}: {proc.stderr}"
     return proc
@@ -126,7 +125,7 @@ def wait_settled(lab, hold_s: float = 3.0, timeout_s: float = 90.0) -> None:
     end = time.monotonic() + timeout_s
     since = None
     while True:
-        ok, why = ops.pair_stable(lab, pair)
+        ok, why = pairs.pair_stable(lab, pair)
         now = time.monotonic()
         since = (since or now) if ok else None
         if since is not None and now - since >= hold_s:
@@ -181,13 +180,13 @@ def test_standin_serves_drbd9_output_everywhere_and_heartbeat_drives_it(drbd_lab
         assert status == 503
     except OSError:
         pass
-    reply, _ = control(ops.lab_paths(lab).node_dir("slave"), {"op": "write", "res": RES, "offset": 0}, b"x")
+    reply, _ = control(lab_paths(lab).node_dir("slave"), {"op": "write", "res": RES, "offset": 0}, b"x")
     assert not reply["ok"] and "not Primary" in reply["error"]
 
 
 def test_resync_after_cut_link_shows_progress_until_uptodate(drbd_lab):
     lab = drbd_lab
-    nd = ops.lab_paths(lab).node_dir("master")
+    nd = lab_paths(lab).node_dir("master")
     faults.inject(lab, "slave", "stop-heartbeat")        # so the slave does not take over during the cut
     try:
         faults.inject(lab, "slave", "cut-link", "replication")
@@ -222,10 +221,10 @@ def test_resync_after_cut_link_shows_progress_until_uptodate(drbd_lab):
         for host in ("master", "slave"):
             assert_outputs_true(lab, host)
         master_data = control(nd, {"op": "read", "res": RES, "offset": 40 << 20, "length": 1 << 20})[1]
-        slave_data = control(ops.lab_paths(lab).node_dir("slave"),
+        slave_data = control(lab_paths(lab).node_dir("slave"),
                              {"op": "read", "res": RES, "offset": 40 << 20, "length": 1 << 20})[1]
         assert master_data == slave_data == chunk
-        log = parse_drbd_kernel_log((ops.lab_paths(lab).node_dir("slave") / "log" / "hatui-drbd.log").read_text())
+        log = parse_drbd_kernel_log((lab_paths(lab).node_dir("slave") / "log" / "hatui-drbd.log").read_text())
         assert any(e.kind == "resync_done" for e in log)
         assert web("GET", VIP, f"/read/{rid}") == (200, b"written during the cut")
     finally:
@@ -253,7 +252,7 @@ def test_split_brain_is_flagged_and_drbds_recovery_works(drbd_lab):
         assert_outputs_true(lab, host)
         parsed = parse_drbd(sh(lab, host, "drbdadm status").stdout)[0]
         assert parsed.severity == Severity.ALERT and "StandAlone" in parsed.reason
-        log = parse_drbd_kernel_log((ops.lab_paths(lab).node_dir(host) / "log" / "hatui-drbd.log").read_text())
+        log = parse_drbd_kernel_log((lab_paths(lab).node_dir(host) / "log" / "hatui-drbd.log").read_text())
         assert any(e.kind == "split_brain" for e in log)
     # Heartbeat settles (both restart, the master takes the group back); DRBD stays StandAlone.
     wait_settled(lab)
@@ -268,7 +267,7 @@ def test_split_brain_is_flagged_and_drbds_recovery_works(drbd_lab):
     assert web("GET", VIP, f"/read/{survivor}") == (200, b"survivor write")
     assert web("GET", VIP, f"/read/{victim}")[1] != b"victim write"     # discarded with the victim's data
     assert "Split-Brain detected, manually solved. Sync from peer node" in \
-        (ops.lab_paths(lab).node_dir("slave") / "log" / "hatui-drbd.log").read_text()
+        (lab_paths(lab).node_dir("slave") / "log" / "hatui-drbd.log").read_text()
 
 
 async def _failover_under_writes(lab, fault: str, recovery: str, rate: float, seconds: float):

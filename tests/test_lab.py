@@ -99,7 +99,7 @@ def test_lab_up_needs_root(monkeypatch, capsys):
 
 
 def _served_by(vip: str) -> str | None:
-    from hatui.lab.lab import http_served_by
+    from hatui.lab.pairs import http_served_by
     return http_served_by(vip, timeout=0.5)
 
 
@@ -140,13 +140,13 @@ def test_a_lab_address_is_unreachable_while_up(lab):
 
 @pytest.mark.lab
 def test_second_up_changes_nothing(lab):
-    from hatui.lab import lab as ops
-    from hatui.lab.state import load_state
+    from hatui.lab import build
+    from hatui.lab.state import lab_paths, load_state
 
-    before = load_state(ops.lab_paths(lab))["hosts"]
-    report = ops.up(lab, out=lambda line: None)
+    before = load_state(lab_paths(lab))["hosts"]
+    report = build.up(lab, out=lambda line: None)
     assert report.already_up and not report.steps
-    after = load_state(ops.lab_paths(lab))["hosts"]
+    after = load_state(lab_paths(lab))["hosts"]
     assert {h: r["init"] for h, r in before.items()} == {h: r["init"] for h, r in after.items()}
 
 
@@ -186,7 +186,7 @@ async def test_ssh_refuses_a_wrong_host_key(lab, tmp_path):
 @pytest.mark.lab
 def test_stop_heartbeat_fails_over_and_start_fails_back(lab):
     from hatui.lab import faults
-    from hatui.lab.lab import wait_stable
+    from hatui.lab.pairs import wait_stable
 
     vip = str(lab.pairs["native"].vip.ip)
     t0 = time.monotonic()
@@ -202,7 +202,8 @@ def test_stop_heartbeat_fails_over_and_start_fails_back(lab):
 @pytest.mark.lab
 def test_crash_fails_over_and_restore_fails_back(lab):
     from hatui.lab import faults
-    from hatui.lab.lab import status, wait_stable
+    from hatui.lab.build import status
+    from hatui.lab.pairs import wait_stable
 
     vip = str(lab.pairs["native"].vip.ip)
     result = faults.inject(lab, "master", "crash")
@@ -236,22 +237,22 @@ def test_cut_link_and_heal_link(lab):
 
 @pytest.mark.lab
 def test_a_vm_host_boots_on_its_proxmox_nodes_bridges_and_powers_off(lab):
-    from hatui.lab import lab as ops
-    from hatui.lab.state import load_state
+    from hatui.lab import hosts
+    from hatui.lab.state import lab_paths, load_state
 
-    bridges = {"public": ops.add_bridge(lab, "hatui-pve1", "vmbr0", uplink="public"),
-               "vm-replication": ops.add_bridge(lab, "hatui-pve1", "vmbr1", uplink="vm-replication")}
-    result = ops.boot_lab_host(lab, "vm01a", start_hb=False, bridges=bridges)
+    bridges = {"public": hosts.add_bridge(lab, "hatui-pve1", "vmbr0", uplink="public"),
+               "vm-replication": hosts.add_bridge(lab, "hatui-pve1", "vmbr1", uplink="vm-replication")}
+    result = hosts.boot_lab_host(lab, "vm01a", start_hb=False, bridges=bridges)
     assert result.seconds < 2
     try:
-        assert ops.exec_in(lab, "vm01a", "hostname", check=True).stdout.strip() == "vm01a"
+        assert hosts.exec_in(lab, "vm01a", "hostname", check=True).stdout.strip() == "vm01a"
         assert subprocess.run(["ping", "-c", "1", "-W", "1", "10.251.0.31"], capture_output=True).returncode == 0
-        nics = load_state(ops.lab_paths(lab))["hosts"]["vm01a"]["spec"]["nics"]
+        nics = load_state(lab_paths(lab))["hosts"]["vm01a"]["spec"]["nics"]
         assert {(n["bridge_netns"], n["bridge"]) for n in nics} == {("hatui-pve1", "vmbr0"), ("hatui-pve1", "vmbr1")}
     finally:
-        assert ops.poweroff_lab_host(lab, "vm01a", remove_network=True) < 1
+        assert hosts.poweroff_lab_host(lab, "vm01a", remove_network=True) < 1
     assert "hatui-vm01a" not in nx.netns_list()
-    assert "vm01a" not in load_state(ops.lab_paths(lab))["hosts"]
+    assert "vm01a" not in load_state(lab_paths(lab))["hosts"]
 
 
 @pytest.mark.lab
@@ -306,11 +307,11 @@ def _leftovers(lab) -> list[str]:
 @pytest.mark.lab
 def test_down_leaves_nothing_behind_and_is_harmless_twice(lab_session):
     lab = lab_session
-    from hatui.lab import lab as ops
-    from hatui.lab.state import load_state
+    from hatui.lab import build
+    from hatui.lab.state import lab_paths, load_state
 
-    recorded = [h["init"]["pid"] for h in load_state(ops.lab_paths(lab))["hosts"].values() if h.get("init")]
-    report = ops.down(lab, out=lambda line: None)
+    recorded = [h["init"]["pid"] for h in load_state(lab_paths(lab))["hosts"].values() if h.get("init")]
+    report = build.down(lab, out=lambda line: None)
     assert not report.problems
     assert report.seconds < 1.0, f"lab down took {report.seconds:.2f} s"
     assert _leftovers(lab) == []
@@ -320,21 +321,21 @@ def test_down_leaves_nothing_behind_and_is_harmless_twice(lab_session):
         assert not stat.exists() or stat.read_text().rsplit(")", 1)[1].split()[0] in ("Z", "X")
     unused = subprocess.run(["ip", "route", "get", "10.251.1.11"], capture_output=True, text=True)
     assert "hatui" not in unused.stdout   # no lab route or interface remains
-    assert ops.down(lab, out=lambda line: None).nothing_to_do
+    assert build.down(lab, out=lambda line: None).nothing_to_do
 
 
 @pytest.mark.lab
 def test_up_refuses_a_namespace_that_is_not_ours_and_builds_nothing(lab_session):
     lab = lab_session
     from hatui.errors import HatuiError
-    from hatui.lab import lab as ops
+    from hatui.lab import build
 
     # The session lab is down now (previous test).
     run_netns_mounted = nx.is_mountpoint("/run/netns")
     subprocess.run(["ip", "netns", "add", "hatui-master"], check=True)
     try:
         with pytest.raises(HatuiError, match="hatui-master exists and is not this lab's"):
-            ops.up(lab, out=lambda line: None)
+            build.up(lab, out=lambda line: None)
         assert [n for n in nx.netns_list() if n.startswith("hatui-")] == ["hatui-master"]
         assert not lab.state_dir.exists()
     finally:

@@ -1,6 +1,7 @@
-"""Core and UI apart: no module outside hatui.ui may import Textual (checked in a fresh interpreter);
+"""Layers apart: no module outside hatui.ui may import Textual (checked in a fresh interpreter);
 every front end (the UI, the commands) reaches the cluster only through the core (`hatui.core.Core`,
-described for the UI by `hatui.session_protocol.CoreProtocol`)."""
+described for the UI by `hatui.session_protocol.CoreProtocol`); the drill, the collectors and the
+load generator never import the local lab; the lab's modules import each other without cycles."""
 
 from __future__ import annotations
 
@@ -71,21 +72,9 @@ FRONT_END_FORBIDDEN = ("hatui.transport", "hatui.load.engine", "hatui.load.httpe
                        "hatui.proxmox.lab_client")
 
 
-def imported_modules(path) -> set[str]:
-    """Every module an import statement in `path` names (`from a import b` gives a and a.b)."""
-    names = set()
-    for node in ast.walk(ast.parse(path.read_text(), str(path))):
-        if isinstance(node, ast.Import):
-            names.update(alias.name for alias in node.names)
-        elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
-            names.add(node.module)
-            names.update(f"{node.module}.{alias.name}" for alias in node.names)
-    return names
-
-
 def front_end_offenders(directory: Path) -> dict[str, list[str]]:
     found = {str(path.relative_to(directory.parent)): sorted(
-                 name for name in imported_modules(path)
+                 name for name in imported_names(path)
                  if any(name == f or name.startswith(f + ".") for f in FRONT_END_FORBIDDEN))
              for path in sorted(directory.rglob("*.py"))}
     return {name: names for name, names in found.items() if names}
@@ -127,3 +116,83 @@ def test_core_and_fake_core_satisfy_the_protocol_with_the_same_signatures():
         coroutine = inspect.iscoroutinefunction(getattr(CoreProtocol, name))
         assert inspect.iscoroutinefunction(getattr(Core, name)) == coroutine, f"Core.{name}"
         assert inspect.iscoroutinefunction(getattr(FakeCore, name)) == coroutine, f"FakeCore.{name}"
+
+
+# --------------------------------------------------------------------------------------------
+# Imports read from the source: top-level and function-level alike
+
+
+SOURCE_ROOT = Path(hatui.__file__).resolve().parents[1]
+
+
+def module_name(path: Path) -> str:
+    parts = list(path.relative_to(SOURCE_ROOT).with_suffix("").parts)
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def imported_names(path: Path) -> set[str]:
+    """Every module `path` may import anywhere in it: `from a import b` counts a and a.b (b may be a
+    module); relative imports are resolved."""
+    names: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, ast.Import):
+            names |= {alias.name for alias in node.names}
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                package = module_name(path) if path.name == "__init__.py" else module_name(path).rpartition(".")[0]
+                anchor = package.split(".")[:len(package.split(".")) - node.level + 1]
+                base = ".".join(anchor + ([base] if base else []))
+            names.add(base)
+            names |= {f"{base}.{alias.name}" for alias in node.names}
+    return names
+
+
+def lab_import_graph() -> dict[str, set[str]]:
+    files = {module_name(p): p for p in sorted((SOURCE_ROOT / "hatui" / "lab").rglob("*.py"))}
+    return {name: {n for n in imported_names(path) if n in files and n != name} for name, path in files.items()}
+
+
+def find_cycle(graph: dict[str, set[str]]) -> list[str] | None:
+    done: set[str] = set()
+
+    def visit(node: str, path: list[str]) -> list[str] | None:
+        if node in path:
+            return path[path.index(node):] + [node]
+        if node in done:
+            return None
+        for dep in sorted(graph[node]):
+            cycle = visit(dep, path + [node])
+            if cycle:
+                return cycle
+        done.add(node)
+        return None
+
+    for start in sorted(graph):
+        cycle = visit(start, [])
+        if cycle:
+            return cycle
+    return None
+
+
+def test_drill_collectors_and_load_do_not_import_the_lab():
+    offenders = []
+    for package in ("collectors", "load", "drill"):
+        for path in sorted((SOURCE_ROOT / "hatui" / package).rglob("*.py")):
+            for name in sorted(imported_names(path)):
+                if name == "hatui.lab" or name.startswith("hatui.lab."):
+                    offenders.append(f"{module_name(path)} imports {name}")
+    assert offenders == []
+
+
+def test_the_lab_imports_without_cycles():
+    graph = lab_import_graph()
+    assert "hatui.lab.hosts" in graph["hatui.lab.build"]  # the scan sees the lab's imports
+    assert "hatui.lab.drbd.daemon" in graph["hatui.lab.drbd.commands"]
+    cycle = find_cycle(graph)
+    assert cycle is None, "import cycle: " + " -> ".join(cycle or [])
+
+
+def test_a_cycle_is_found():
+    assert find_cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}}) == ["a", "b", "c", "a"]
+    assert find_cycle({"a": {"b"}, "b": set()}) is None

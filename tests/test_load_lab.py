@@ -13,7 +13,7 @@ pytestmark = pytest.mark.lab
 
 async def test_graceful_failover_during_a_run_is_one_outage(lab):
     from hatui.lab import faults
-    from hatui.lab.lab import wait_stable
+    from hatui.lab.pairs import wait_stable
 
     pair = lab.pairs["native"]
     await asyncio.to_thread(wait_stable, lab, pair)

@@ -1,4 +1,4 @@
-"""Proxmox VE in the local lab (hatui.lab.pve_lab): the emulator `lab up` starts, VMs that become
+"""Proxmox VE in the local lab (hatui.lab.vms): the emulator `lab up` starts, VMs that become
 real lab hosts, `hatui vms`, drills on the virtual stack, the Core's VM entry points.
 
 The first part needs no lab (mapping, snapshots of host state in a temporary state dir, the CLI's
@@ -46,7 +46,7 @@ def tmp_lab(tmp_path) -> Path:
 
 @pytest.fixture
 def backend(tmp_lab):
-    from hatui.lab.pve_lab import LabVmBackend
+    from hatui.lab.vms import LabVmBackend
 
     b = LabVmBackend(state_dir=tmp_lab.parent / "state" / "pve", lab=str(tmp_lab), limits="off")
     yield b
@@ -121,7 +121,7 @@ def test_snapshot_and_rollback_keep_the_hosts_state(backend):
 
 
 def test_cgroup_limits_apply_and_go(tmp_path):
-    from hatui.lab.pve_lab import Cgroups
+    from hatui.lab.cgroups import Cgroups
 
     cg = Cgroups(f"pytest-{os.getpid()}")
     if cg.unavailable:
@@ -232,7 +232,7 @@ def ssh_hostname(lab, address: str) -> subprocess.CompletedProcess[str]:
 
 
 def wait_served_by(address: str, host: str, timeout: float = 30.0) -> float:
-    from hatui.lab.lab import http_served_by
+    from hatui.lab.pairs import http_served_by
 
     t0 = time.monotonic()
     while http_served_by(address, timeout=0.5) != host:
@@ -243,7 +243,7 @@ def wait_served_by(address: str, host: str, timeout: float = 30.0) -> float:
 
 def ensure_vm_pair_running(lab) -> None:
     """vm01a+vm01b created and running, pair vm01 stable (for tests that run alone)."""
-    from hatui.lab.lab import wait_stable
+    from hatui.lab.pairs import wait_stable
 
     from hatui.proxmox import lab_vm_spec
 
@@ -257,12 +257,12 @@ def ensure_vm_pair_running(lab) -> None:
 
 @pytest.mark.lab
 def test_lab_up_starts_the_emulator_and_the_node_bridges(lab):
-    from hatui.lab import lab as ops
+    from hatui.lab import build
     from hatui.lab import netns as nx
-    from hatui.lab.pve_lab import STATE_KEY, emulator_running
-    from hatui.lab.state import is_ours, kill_recorded, load_state
+    from hatui.lab.state import is_ours, kill_recorded, lab_paths, load_state
+    from hatui.lab.vms import STATE_KEY, emulator_running
 
-    state = load_state(ops.lab_paths(lab))
+    state = load_state(lab_paths(lab))
     rec = state[STATE_KEY]
     assert is_ours(rec["emulator"]) and rec["url"] == "https://127.0.0.1:8006"
     assert (lab.state_dir / "pve" / "token.secret").stat().st_mode & 0o077 == 0
@@ -271,7 +271,7 @@ def test_lab_up_starts_the_emulator_and_the_node_bridges(lab):
         assert {"vmbr0", "vmbr1"} <= set(nx.links(f"hatui-{node}"))
     assert pve_client(lab).version()["version"]
     # up again: nothing changes; a dead emulator is started again (its VMs kept)
-    report = ops.up(lab, out=lambda line: None)
+    report = build.up(lab, out=lambda line: None)
     assert report.already_up and not any("Proxmox" in n for n in report.notes)
     import signal
 
@@ -280,7 +280,7 @@ def test_lab_up_starts_the_emulator_and_the_node_bridges(lab):
     while is_ours(rec["emulator"]):
         assert time.monotonic() - t0 < 5
         time.sleep(0.01)
-    report = ops.up(lab, out=lambda line: None)
+    report = build.up(lab, out=lambda line: None)
     assert report.already_up and any("started it again" in n for n in report.notes)
     assert emulator_running(lab) and pve_client(lab).version()["version"]
 
@@ -308,20 +308,20 @@ def test_vms_create_builds_the_study_vms_idempotently(lab):
 
 @pytest.mark.lab
 def test_started_vms_are_reachable_lab_hosts_with_their_limits(lab):
-    from hatui.lab import lab as ops
-    from hatui.lab.pve_lab import Cgroups
+    from hatui.lab import build, pairs
+    from hatui.lab.cgroups import Cgroups
 
     t0 = time.monotonic()
     out = hatui("vms", "--lab", str(lab.path), "start", "vm01a", "vm01b")
     started = time.monotonic() - t0
     assert out.returncode == 0, out.stderr
     assert re.search(r"vm01a \(101\): qmstart OK", out.stdout) and re.search(r"vm01b \(102\): qmstart OK", out.stdout)
-    stable = ops.wait_stable(lab, lab.pairs["vm01"], timeout_s=60)
+    stable = pairs.wait_stable(lab, lab.pairs["vm01"], timeout_s=60)
     print(f"\nvms start vm01a vm01b: {started:.1f} s; pair vm01 stable {stable:.1f} s later")
     for name, address in (("vm01a", "10.251.0.31"), ("vm01b", "10.251.0.32")):
         res = ssh_hostname(lab, address)
         assert res.returncode == 0 and res.stdout.strip() == name, res.stderr
-    assert ops.http_served_by("10.251.0.110") == "vm01a"
+    assert pairs.http_served_by("10.251.0.110") == "vm01a"
     # the VM's NICs carry its configured MACs (kept across boots, like a real VM's)
     from hatui.lab import netns as nx
 
@@ -336,29 +336,30 @@ def test_started_vms_are_reachable_lab_hosts_with_their_limits(lab):
         pytest.skip(f"no cgroup limits here: {cg.unavailable}")
     assert int((cg.path("cpu", "vm01a") / "cpu.cfs_quota_us").read_text()) == 100000
     assert int((cg.path("memory", "vm01a") / "memory.limit_in_bytes").read_text()) == 512 * 1048576
-    from hatui.lab.pve_lab import SWEEP_INTERVAL_S, pidns_processes
-    from hatui.lab.state import load_state
+    from hatui.lab.cgroups import pidns_processes
+    from hatui.lab.state import lab_paths, load_state
+    from hatui.lab.vms import SWEEP_INTERVAL_S
 
-    record = load_state(ops.lab_paths(lab))["hosts"]["vm01a"]
+    record = load_state(lab_paths(lab))["hosts"]["vm01a"]
     time.sleep(SWEEP_INTERVAL_S + 0.2)  # processes entered from outside are swept in within a second
     members = pidns_processes({record["pidns"]})[record["pidns"]]
     hb = [int(p) for p in subprocess.run(["pgrep", "-f", "heartbeat: master"], capture_output=True, text=True).stdout.split()]
     assert record["init"]["pid"] in members and set(hb) & set(members)  # init and Heartbeat among them
     for controller in ("cpu", "memory"):
         assert set(members) <= set(cg.members("vm01a", controller)), controller
-    status = ops.status(lab)
+    status = build.status(lab)
     assert "cpu quota 100000/100000 us (1 core), memory 512 MiB" in status["proxmox"]["limits"]["vm01a"]
 
 
 @pytest.mark.lab
 def test_snapshot_stop_rollback_start(lab):
-    from hatui.lab import lab as ops
+    from hatui.lab import hosts, pairs
     from hatui.lab import netns as nx
 
     ensure_vm_pair_running(lab)
     client = pve_client(lab)
     assert client.snapshot("vm01a", "base").exitstatus == "OK"
-    ops.exec_in(lab, "vm01a", "echo after-snapshot > /var/lib/heartbeat/hatui-marker", check=True)
+    hosts.exec_in(lab, "vm01a", "echo after-snapshot > /var/lib/heartbeat/hatui-marker", check=True)
     t0 = time.monotonic()
     client.stop("vm01a")
     print(f"\nstop vm01a: {time.monotonic() - t0:.1f} s")
@@ -373,7 +374,7 @@ def test_snapshot_stop_rollback_start(lab):
     assert [s.name for s in client.list_vms(vmids=[101])[0].snapshots] == ["base"]
     t0 = time.monotonic()
     client.start("vm01a")
-    ops.wait_stable(lab, lab.pairs["vm01"], timeout_s=60)
+    pairs.wait_stable(lab, lab.pairs["vm01"], timeout_s=60)
     print(f"start vm01a + failback: {time.monotonic() - t0:.1f} s")
     assert ssh_hostname(lab, "10.251.0.31").stdout.strip() == "vm01a"
     client.delete_snapshot("vm01a", "base")
@@ -383,7 +384,7 @@ def test_snapshot_stop_rollback_start(lab):
     faults.inject(lab, "vm01a", "crash")
     assert client.status("vm01a")["status"] == "stopped"
     client.start("vm01a")
-    ops.wait_stable(lab, lab.pairs["vm01"], timeout_s=60)
+    pairs.wait_stable(lab, lab.pairs["vm01"], timeout_s=60)
 
 
 @pytest.mark.lab
@@ -471,14 +472,15 @@ def test_both_stacks_in_one_report(lab, tmp_path):
 
 @pytest.mark.lab
 def test_down_removes_the_emulator_its_vms_and_cgroups(lab):
-    from hatui.lab import lab as ops
+    from hatui.lab import build
     from hatui.lab import netns as nx
-    from hatui.lab.pve_lab import STATE_KEY, Cgroups
-    from hatui.lab.state import is_ours, load_state
+    from hatui.lab.cgroups import Cgroups
+    from hatui.lab.state import is_ours, lab_paths, load_state
+    from hatui.lab.vms import STATE_KEY
 
     ensure_vm_pair_running(lab)
-    emu = load_state(ops.lab_paths(lab))[STATE_KEY]["emulator"]
-    report = ops.down(lab, out=lambda line: None)
+    emu = load_state(lab_paths(lab))[STATE_KEY]["emulator"]
+    report = build.down(lab, out=lambda line: None)
     assert not report.problems, report.problems
     assert report.seconds < 1.5, f"lab down took {report.seconds:.2f} s"
     assert any("Proxmox emulator" in r for r in report.removed)

@@ -24,7 +24,7 @@ async def test_failover_and_failback_from_the_keyboard(lab):
     from hatui.ui.app import HatuiApp
     from hatui.ui.modals import ConfirmScreen
 
-    from hatui.lab.lab import wait_stable
+    from hatui.lab.pairs import wait_stable
 
     await asyncio.to_thread(wait_stable, lab, lab.pairs["native"])
     core = Core(lab)

@@ -75,7 +75,7 @@ def _lab(args: argparse.Namespace):
 
 
 def run_up(args: argparse.Namespace) -> int:
-    from hatui.lab import lab as ops
+    from hatui.lab import build as ops
 
     lab = _lab(args)
     report = ops.up(lab, out=lambda line: print(line, flush=True))
@@ -89,7 +89,7 @@ def run_up(args: argparse.Namespace) -> int:
 
 
 def run_down(args: argparse.Namespace) -> int:
-    from hatui.lab import lab as ops
+    from hatui.lab import build as ops
 
     lab = _lab(args)
     report = ops.down(lab)
@@ -105,7 +105,7 @@ def run_down(args: argparse.Namespace) -> int:
 
 
 def run_status(args: argparse.Namespace) -> int:
-    from hatui.lab import lab as ops
+    from hatui.lab import build as ops
 
     lab = _lab(args)
     st = ops.status(lab)
@@ -154,7 +154,7 @@ def run_fault(args: argparse.Namespace) -> int:
 def run_exec(args: argparse.Namespace) -> int:
     import os
 
-    from hatui.lab import lab as ops
+    from hatui.lab import hosts as ops
 
     lab = _lab(args)
     ops.require_root("hatui lab exec")

@@ -2,8 +2,10 @@
 
 A `FaultAction` is planned first (so the TUI's confirmation can say exactly what will run where)
 and executed second. Heartbeat faults go over SSH with the pair's commands (lab.toml, Heartbeat
-defaults); `crash`/`restore` need the local lab's primitives (a crashed host has no SSH);
-`cut-link`/`heal-link` use the lab's primitives locally and `ip link` over SSH on real hosts.
+defaults); `crash`/`restore` need the local lab (a crashed host has no SSH); `cut-link`/`heal-link`
+use the local lab there and `ip link` over SSH on real hosts. What runs on the local lab is the
+caller's `LabFaults` (hatui.lab.faults, the same as `hatui lab fault HOST ACTION`), so the drill
+knows nothing of how the lab is built.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import time
 from dataclasses import dataclass
+from typing import Protocol
 
 from hatui.config import Lab, Pair
 from hatui.errors import HatuiError, UsageError
@@ -50,6 +53,12 @@ class FaultAction:
     def confirmation(self) -> str:
         where = {"ssh": "over SSH as root", "lab": "by the local lab (this machine)", "proxmox": "through the Proxmox API"}[self.via]
         return f"{self.description}?\nRuns: {self.command}   {where}\n{self.expect}"
+
+
+class LabFaults(Protocol):
+    """Runs a `via="lab"` fault on the local lab; its result's `detail` says what was done."""
+
+    def inject(self, lab: Lab, host: str, action: str, network: str | None = None) -> object: ...
 
 
 @dataclass
@@ -119,8 +128,10 @@ def plan_fault(lab: Lab, pair_name: str, action: str, target: str = "master") ->
     return FaultAction(action, pair_name, host, address, via, command, description, expect)
 
 
-async def execute_fault(lab: Lab, fault: FaultAction, pool: SshPool, *, timeout: float = 30.0) -> FaultOutcome:
-    """Run a planned fault. Never raises for a failed command: the outcome says what happened."""
+async def execute_fault(lab: Lab, fault: FaultAction, pool: SshPool, *, lab_faults: LabFaults | None = None,
+                        timeout: float = 30.0) -> FaultOutcome:
+    """Run a planned fault (`lab_faults` runs those `via="lab"`). Never raises for a failed command:
+    the outcome says what happened."""
     started = time.monotonic()
     if fault.via == "ssh":
         try:
@@ -129,14 +140,15 @@ async def execute_fault(lab: Lab, fault: FaultAction, pool: SshPool, *, timeout:
         except HatuiError as exc:
             ok, detail = False, str(exc)
     elif fault.via == "lab":
-        from hatui.lab import faults as lab_faults  # the local lab only
-
         network = fault.command.split()[-1] if fault.action in ("cut-link", "heal-link") else None
-        try:
-            done = await asyncio.to_thread(lab_faults.inject, lab, fault.host, fault.action, network)
-            ok, detail = True, getattr(done, "detail", "") or "done"
-        except HatuiError as exc:
-            ok, detail = False, str(exc)
+        if lab_faults is None:
+            ok, detail = False, f"{fault.action} needs the local lab, and none was given to run it"
+        else:
+            try:
+                done = await asyncio.to_thread(lab_faults.inject, lab, fault.host, fault.action, network)
+                ok, detail = True, getattr(done, "detail", "") or "done"
+            except HatuiError as exc:
+                ok, detail = False, str(exc)
         pool.reset_backoff(fault.host)
     else:
         from hatui import proxmox  # noqa: PLC0415 - only when VMs are in play

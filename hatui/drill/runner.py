@@ -18,7 +18,7 @@ from hatui.config import Lab, Pair
 from hatui.drill import measure
 from hatui.drill.events import (CommandSent, DrillFinished, DrillHalted, DrillRunFinished, DrillRunStarted,
                                 DrillStarted, Event, LoadProgress, PhaseChanged, RunRetried, RunSkipped, TimelineMark)
-from hatui.drill.faults import RECOVERY, execute_fault, plan_fault
+from hatui.drill.faults import RECOVERY, FaultAction, FaultOutcome, LabFaults, execute_fault, plan_fault
 from hatui.drill.plan import DrillPlan, PlannedRun, check_journal
 from hatui.drill.results import Mark, RunResult, check_thresholds
 from hatui.errors import EXIT_OK, EXIT_REFUSED, EXIT_THRESHOLD, HatuiError, RefusedError
@@ -101,10 +101,11 @@ def steady_problems(state: ClusterState, pair: Pair) -> list[str]:
 
 class DrillRunner:
     def __init__(self, lab: Lab, plan: DrillPlan, *, pool: SshPool, on_event=None,
-                 journal_path: Path | str, resume: bool = True):
+                 journal_path: Path | str, resume: bool = True, lab_faults: LabFaults | None = None):
         self.lab = lab
         self.plan = plan
         self.pool = pool
+        self.lab_faults = lab_faults  # runs crash/restore (and the links) on a local lab
         self.on_event = on_event or (lambda event: None)
         self.journal_path = Path(journal_path)
         self.resume = resume
@@ -129,6 +130,9 @@ class DrillRunner:
             self.journal.write("command", **entry)
         if not _is_poll(command):
             self.emit(CommandSent(**entry))
+
+    async def _execute(self, fault: FaultAction) -> FaultOutcome:
+        return await execute_fault(self.lab, fault, self.pool, lab_faults=self.lab_faults)
 
     async def _state(self, pair: Pair) -> ClusterState:
         return await collect_state(self.lab, self.pool, pairs=[pair])
@@ -262,13 +266,13 @@ class DrillRunner:
         if self._stop.is_set():
             return None  # stopped before the fault: nothing to recover from
         self._mark(planned, timeline, "fault-sent", detail=f"{fault.command} on {fault.host}")
-        outcome = await execute_fault(self.lab, fault, self.pool)
+        outcome = await self._execute(fault)
         if not outcome.ok:
             error = f"fault {fault.action} on {fault.host} failed: {outcome.detail}"
         await self._sleep_until(timeline.t0 + planned.recover_at_s)  # returns at once on a stop
         self._mark(planned, timeline, "recovery-sent", detail=f"{recovery.command} on {recovery.host}")
         self.emit(PhaseChanged(run_id=planned.run_id, phase="failback"))
-        outcome = await execute_fault(self.lab, recovery, self.pool)
+        outcome = await self._execute(recovery)
         if not outcome.ok:
             error = f"recovery {recovery.action} on {recovery.host} failed: {outcome.detail}"
         return error
@@ -387,7 +391,7 @@ class DrillRunner:
         if not steady_problems(state, pair):
             return
         self.journal.write("resume-recovery", run_id=entry.get("run_id"), action=recovery.action, host=recovery.host)
-        await execute_fault(self.lab, recovery, self.pool)
+        await self._execute(recovery)
 
     async def _halt(self, planned: PlannedRun, pair: Pair, reason: str, *, result: RunResult | None = None,
                     started_wall: float | None = None) -> RunResult:
@@ -396,7 +400,7 @@ class DrillRunner:
         for action, target in ((RECOVERY[planned.fault], planned.fault_target), ("start-heartbeat", "master"),
                                ("start-heartbeat", "slave")):
             try:
-                outcome = await execute_fault(self.lab, plan_fault(self.lab, pair.name, action, target), self.pool)
+                outcome = await self._execute(plan_fault(self.lab, pair.name, action, target))
                 attempts.append(f"{action} on {target}: {'ok' if outcome.ok else outcome.detail}")
             except Exception as exc:  # keep trying the other recoveries
                 attempts.append(f"{action} on {target}: {exc}")

@@ -21,10 +21,11 @@ from typing import Any, Callable
 
 from hatui.config import Lab
 from hatui.errors import RefusedError, UsageError
-from hatui.lab import lab as lab_ops
+from hatui.lab import hosts
 from hatui.lab import netns as nx
 from hatui.lab.node import host_running
-from hatui.lab.state import lab_lock, load_state
+from hatui.lab.preflight import require_root
+from hatui.lab.state import lab_lock, lab_paths, load_state
 
 ACTIONS = ("stop-heartbeat", "start-heartbeat", "crash", "restore", "cut-link", "heal-link")
 NEEDS_NETWORK = ("cut-link", "heal-link")
@@ -45,7 +46,7 @@ class FaultResult:
 def _record(lab: Lab, host: str) -> dict[str, Any]:
     if host not in lab.hosts:
         raise UsageError(f"no host named {host!r} in {lab.path} (hosts: {', '.join(lab.hosts)})")
-    state = load_state(lab_ops.lab_paths(lab))
+    state = load_state(lab_paths(lab))
     if not state or state.get("phase") != "up":
         raise RefusedError("the lab is not up; run `hatui lab up`")
     record = state.get("hosts", {}).get(host)
@@ -69,22 +70,22 @@ def _timed(host: str, action: str, fn: Callable[[], str]) -> FaultResult:
 
 def stop_heartbeat(lab: Lab, host: str) -> FaultResult:
     _running(lab, host)
-    if lab_ops.pair_of(lab, host) is None:
+    if hosts.pair_of(lab, host) is None:
         raise UsageError(f"{host} runs no Heartbeat (it is in no pair)")
 
     def act() -> str:
-        lab_ops.stop_heartbeat(lab, host)
+        hosts.stop_heartbeat(lab, host)
         return "heartbeat stopped"
     return _timed(host, "stop-heartbeat", act)
 
 
 def start_heartbeat(lab: Lab, host: str) -> FaultResult:
     _running(lab, host)
-    if lab_ops.pair_of(lab, host) is None:
+    if hosts.pair_of(lab, host) is None:
         raise UsageError(f"{host} runs no Heartbeat (it is in no pair)")
 
     def act() -> str:
-        lab_ops.start_heartbeat(lab, host)
+        hosts.start_heartbeat(lab, host)
         return "heartbeat started"
     return _timed(host, "start-heartbeat", act)
 
@@ -92,7 +93,7 @@ def start_heartbeat(lab: Lab, host: str) -> FaultResult:
 def crash(lab: Lab, host: str) -> FaultResult:
     _running(lab, host)
     def act() -> str:
-        lab_ops.poweroff_lab_host(lab, host)
+        hosts.poweroff_lab_host(lab, host)
         return "powered off (NICs down, its whole PID namespace killed)"
     return _timed(host, "crash", act)
 
@@ -103,8 +104,8 @@ def restore(lab: Lab, host: str, *, start_hb: bool = True) -> FaultResult:
         raise RefusedError(f"host {host} is running; nothing to restore")
 
     def act() -> str:
-        lab_ops.boot_lab_host(lab, host, start_hb=start_hb)
-        hb = ", heartbeat" if start_hb and lab_ops.pair_of(lab, host) else ""
+        hosts.boot_lab_host(lab, host, start_hb=start_hb)
+        hb = ", heartbeat" if start_hb and hosts.pair_of(lab, host) else ""
         return f"booted (NICs up, new PID namespace, sshd{hb})"
     return _timed(host, "restore", act)
 
@@ -125,7 +126,7 @@ def _set_link(lab: Lab, host: str, network: str | None, updown: str, action: str
     bns, port = _port(lab, host, network)
 
     def act() -> str:
-        with lab_lock(lab_ops.lab_paths(lab)):
+        with lab_lock(lab_paths(lab)):
             nx.ip("link", "set", port, updown, netns=bns, what=f"{action} {host} {network}")
         return f"{'unplugged' if updown == 'down' else 'plugged in'} {host}'s NIC on {network} ({bns}/{port} {updown})"
     return _timed(host, action, act)
@@ -140,7 +141,7 @@ def heal_link(lab: Lab, host: str, network: str) -> FaultResult:
 
 
 def inject(lab: Lab, host: str, action: str, network: str | None = None) -> FaultResult:
-    lab_ops.require_root(f"hatui lab fault {action}")
+    require_root(f"hatui lab fault {action}")
     if action not in ACTIONS:
         raise UsageError(f"unknown fault {action!r}; known: {', '.join(ACTIONS)}")
     if action in NEEDS_NETWORK:

@@ -1,26 +1,19 @@
 """Configuration files of a lab host: Heartbeat (ha.cf, haresources, authkeys), the `hatui-web`
 resource (an nginx of its own) and sshd. The text generators are pure functions of the model.
 
-DRBD seam: this kernel has no DRBD. A stand-in replicator (a later issue) plugs in as the module
-`hatui.lab.drbd`, which must provide `available() -> bool` and may provide
-`prepare_node(lab, pair, host_name, node_dir)` (install `drbdadm`, the `drbddisk` resource script,
-its config into the host's directories before it boots) and `start_node(lab, pair, host_name)`
-(called after the host has booted, before Heartbeat starts). Without it, `drbddisk::*` entries are
-left out of haresources and `lab up` says so.
+Without the DRBD stand-in (hatui.lab.drbd), `drbddisk::*` entries are left out of haresources and
+`lab up` says so.
 """
 
 from __future__ import annotations
 
-import importlib
 import shutil
 from pathlib import Path
-from types import ModuleType
 
 from hatui.config import Host, Lab, Pair
 from hatui.lab.netns import run
 from hatui.lab.state import LabError
 
-DRBD_STANDIN_MODULE = "hatui.lab.drbd"
 WEB_RESOURCE = "hatui-web"
 ACCESS_LOG = "/var/log/nginx-hatui-access.log"
 ERROR_LOG = "/var/log/nginx-hatui-error.log"
@@ -106,18 +99,6 @@ def haresources(pair: Pair, drbd_available: bool) -> str:
 
 def authkeys(secret: str) -> str:
     return f"auth 1\n1 sha1 {secret}\n"
-
-
-def drbd_standin() -> ModuleType | None:
-    """The DRBD stand-in module if one is installed and available, else None."""
-    try:
-        module = importlib.import_module(DRBD_STANDIN_MODULE)
-    except ModuleNotFoundError as exc:
-        if exc.name in (DRBD_STANDIN_MODULE, "hatui.lab"):
-            return None
-        raise
-    available = getattr(module, "available", None)
-    return module if callable(available) and available() else None
 
 
 # --------------------------------------------------------------------------------------------

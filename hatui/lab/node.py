@@ -14,7 +14,7 @@ addresses back, starts a new PID 1 and sshd.
 
 These functions are generic: they take a HostSpec (name, NICs with the bridge each one plugs
 into, bind mounts) so the Proxmox emulator can boot its VMs on its own bridges the same way.
-The caller holds the lab lock (`hatui.lab.lab.boot_lab_host` does).
+The caller holds the lab lock (`hatui.lab.hosts.boot_lab_host` does).
 """
 
 from __future__ import annotations

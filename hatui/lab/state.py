@@ -12,7 +12,7 @@ Layout of the state directory (`lab.state_dir`, e.g. /run/hatui/local-lab):
     bin/node            `bin/node NAME CMD...` runs a command inside a host (shell helper for humans)
 
 Everything here is removed by `lab down`, the Proxmox emulator's pve/ included (its own
-teardown, hatui.lab.pve_lab, stops the emulator by PID first).
+teardown, hatui.lab.vms, stops the emulator by PID first).
 """
 
 from __future__ import annotations
@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
+from hatui.config import Lab
 from hatui.errors import HatuiError
 
 STATE_VERSION = 1
@@ -68,6 +69,10 @@ class LabPaths:
     def pin(self, host: str, kind: str) -> Path:
         """The file a host's namespace of `kind` (mnt, uts, pid) is pinned to."""
         return self.ns_dir / f"{host}.{kind}"
+
+
+def lab_paths(lab: Lab) -> LabPaths:
+    return LabPaths(lab.state_dir)
 
 
 # --------------------------------------------------------------------------------------------

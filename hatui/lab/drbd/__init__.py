@@ -8,12 +8,12 @@ network with protocol C semantics, tracks out-of-sync blocks while disconnected,
 DRBD 9's formats with DRBD's error texts and exit codes. hatui's collectors read it exactly
 like real DRBD.
 
-Seam (see hatui.lab.heartbeat): `lab up` calls
+`lab up` and every boot of a pair member (hatui.lab.hosts) use
 
     available()                                  True when the stand-in can run on this machine
-    prepare_node(lab, pair, host, node_dir)      volume files, daemon config, drbdadm/drbdsetup wrappers,
+    node.prepare_node(lab, pair, host, node_dir) volume files, daemon config, drbdadm/drbdsetup wrappers,
                                                  Heartbeat's resource.d/drbddisk, nginx drop-in (write path)
-    start_node(lab, pair, host)                  after the host booted, before Heartbeat: put the
+    node.start_node(lab, pair, host)             after the host booted, before Heartbeat: put the
                                                  commands on the host's PATH, start the replicator
                                                  and the write service, wait for the peer (if up)
 
@@ -26,9 +26,10 @@ namespaces, so they listen on its addresses and die with it; see hatui.lab.drbd.
     /etc/ha.d/resource.d/drbddisk           Heartbeat v1 resource script (start = primary, stop = secondary)
     127.0.0.1:8079                          the write service (nginx proxies POST /write, GET /read/ID)
 
-Modules: daemon (replicator), meta (generations, bitmap, handshake verdict), formats (DRBD 9
-output), commands (drbdadm/drbdsetup), client (their stdlib-only front end), writesvc (write
-service), node (install/start in a lab host), wire (framing).
+Modules: daemon (replicator), replicator (its process), meta (generations, bitmap, handshake
+verdict), formats (DRBD 9 output), errors (DRBD's refusals), commands (drbdadm/drbdsetup), client
+(their stdlib-only front end), writesvc (write service), process (running in the background),
+node (install/start in a lab host), wire (framing).
 
 Set HATUI_DRBD_STANDIN=0 to build the lab without it (drbddisk is then left out of haresources).
 """
@@ -60,13 +61,3 @@ def available() -> bool:
         return False
     return (sys.platform.startswith("linux") and sys.version_info >= (3, 11) and _kernel_ok()
             and shutil.which("nsenter", path="/usr/bin:/bin:/usr/sbin:/sbin") is not None)
-
-
-def prepare_node(lab, pair, host_name, node_dir) -> None:
-    from hatui.lab.drbd.node import prepare_node as _prepare
-    _prepare(lab, pair, host_name, node_dir)
-
-
-def start_node(lab, pair, host_name) -> None:
-    from hatui.lab.drbd.node import start_node as _start
-    _start(lab, pair, host_name)

@@ -21,14 +21,11 @@ from __future__ import annotations
 
 import asyncio
 import time
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from hatui.lab.drbd import formats, wire
-
-if TYPE_CHECKING:
-    from hatui.lab.drbd.daemon import Daemon, Resource
-
-from hatui.lab.drbd.daemon import ERR_MINOR_INVALID, ERR_RES_NOT_KNOWN, DrbdError, failure
+from hatui.lab.drbd.daemon import Daemon, Resource, Subscriber
+from hatui.lab.drbd.errors import ERR_MINOR_INVALID, ERR_RES_NOT_KNOWN, DrbdError, failure
 
 USAGE_RC = 1
 VERSION = "9.28.0"                 # the drbd-utils whose formats are imitated
@@ -47,7 +44,7 @@ class Out:
         self.err.append(text + "\n")
 
 
-async def run(daemon: "Daemon", header: dict[str, Any], reader: asyncio.StreamReader,
+async def run(daemon: Daemon, header: dict[str, Any], reader: asyncio.StreamReader,
               writer: asyncio.StreamWriter) -> None:
     prog = header.get("prog", "drbdadm")
     argv = [str(a) for a in header.get("argv", [])]
@@ -92,7 +89,7 @@ def _split(args: list[str]) -> tuple[list[str], set[str]]:
     return pos, opts
 
 
-def _resource(daemon: "Daemon", name: str) -> "Resource | None":
+def _resource(daemon: Daemon, name: str) -> Resource | None:
     return daemon.resources.get(name.split(":", 1)[0])
 
 
@@ -100,7 +97,7 @@ def _resource(daemon: "Daemon", name: str) -> "Resource | None":
 # drbdsetup
 
 
-async def drbdsetup(daemon: "Daemon", argv: list[str], out: Out, *, tty: bool = False, columns: int = 80) -> int:
+async def drbdsetup(daemon: Daemon, argv: list[str], out: Out, *, tty: bool = False, columns: int = 80) -> int:
     if not argv:
         out.error("USAGE: drbdsetup command {arguments} [options]")
         return USAGE_RC
@@ -157,12 +154,12 @@ async def drbdsetup(daemon: "Daemon", argv: list[str], out: Out, *, tty: bool = 
     return 20
 
 
-def _up(daemon: "Daemon", name: str) -> "Resource | None":
+def _up(daemon: Daemon, name: str) -> Resource | None:
     res = _resource(daemon, name)
     return res if res is not None and res.up else None
 
 
-async def _act(res: "Resource", cmd: str, opts: set[str]) -> None:
+async def _act(res: Resource, cmd: str, opts: set[str]) -> None:
     if cmd == "primary":
         await res.promote(force="--force" in opts or "--overwrite-data-of-peer" in opts)
     elif cmd == "secondary":
@@ -179,7 +176,7 @@ async def _act(res: "Resource", cmd: str, opts: set[str]) -> None:
         await res.bring_up()
 
 
-def _status(daemon: "Daemon", pos: list[str], opts: set[str], out: Out, *, tty: bool, columns: int) -> int:
+def _status(daemon: Daemon, pos: list[str], opts: set[str], out: Out, *, tty: bool, columns: int) -> int:
     name = pos[0] if pos else "all"
     names = None if name == "all" else {name}
     snaps = daemon.snapshots(names)
@@ -213,16 +210,15 @@ def _stamp(lines: list[str], timestamps: bool) -> list[str]:
     return [f"{stamp} {line}" for line in lines]
 
 
-def _events2_now(daemon: "Daemon", pos: list[str], opts: set[str], out: Out) -> int:
+def _events2_now(daemon: Daemon, pos: list[str], opts: set[str], out: Out) -> int:
     names, statistics, timestamps = _events2_opts(pos, opts)
     for line in _stamp(formats.events2_lines(daemon.snapshots(names), statistics=statistics), timestamps):
         out.print(line)
     return 0
 
 
-async def _events2_stream(daemon: "Daemon", args: list[str], reader: asyncio.StreamReader,
+async def _events2_stream(daemon: Daemon, args: list[str], reader: asyncio.StreamReader,
                           writer: asyncio.StreamWriter) -> None:
-    from hatui.lab.drbd.daemon import Subscriber
     pos, opts = _split(args)
     names, statistics, timestamps = _events2_opts(pos, opts)
     sub = Subscriber(names, statistics, timestamps)
@@ -256,7 +252,7 @@ async def _events2_stream(daemon: "Daemon", args: list[str], reader: asyncio.Str
 _ADM_ACTIONS = ("primary", "secondary", "connect", "disconnect", "up", "down", "invalidate", "adjust")
 
 
-async def drbdadm(daemon: "Daemon", argv: list[str], out: Out, *, tty: bool = False, columns: int = 80) -> int:
+async def drbdadm(daemon: Daemon, argv: list[str], out: Out, *, tty: bool = False, columns: int = 80) -> int:
     # global options before the command
     i = 0
     dry_run = False
@@ -335,7 +331,7 @@ async def drbdadm(daemon: "Daemon", argv: list[str], out: Out, *, tty: bool = Fa
     return rc
 
 
-async def _adm_act(res: "Resource", cmd: str, opts: set[str], out: Out, setup: str) -> int:
+async def _adm_act(res: Resource, cmd: str, opts: set[str], out: Out, setup: str) -> int:
     if cmd != "up" and not res.up:
         err = failure(ERR_MINOR_INVALID if cmd == "invalidate" else ERR_RES_NOT_KNOWN)
         obj = str(res.cfg.minor) if cmd == "invalidate" else res.name
@@ -352,7 +348,7 @@ async def _adm_act(res: "Resource", cmd: str, opts: set[str], out: Out, setup: s
     return 0
 
 
-def _setup_command(res: "Resource", cmd: str, opts: set[str]) -> str:
+def _setup_command(res: Resource, cmd: str, opts: set[str]) -> str:
     c = res.cfg
     if cmd == "primary":
         return f"drbdsetup primary {c.name}" + (" --force" if "--force" in opts else "")

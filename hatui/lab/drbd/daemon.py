@@ -1,6 +1,7 @@
 """The DRBD stand-in's replicator: one process per lab host, the host's "DRBD kernel module".
 
-    python -m hatui.lab.drbd.daemon --config drbd.json [--daemon --pidfile F]
+It runs as its own process through hatui.lab.drbd.replicator, which gives it the drbdadm and
+drbdsetup of hatui.lab.drbd.commands to answer on its control socket.
 
 It is a stand-in (the lab's kernel has no DRBD): it keeps each resource's volume in a plain
 file and replicates it to the peer's daemon over TCP on the replication network, with DRBD's
@@ -31,50 +32,25 @@ fencing/quorum, attach/detach of disks other than by up/down.
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import collections
 import json
 import os
-import signal
 import socket
 import sys
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Awaitable, Callable
 
 from hatui.lab.drbd import formats, wire
+from hatui.lab.drbd.errors import (ERR_MINOR_EXISTS, ERR_MINOR_INVALID, ERR_NET_CONFIGURED, ERR_RES_NOT_KNOWN,
+                                   SS_NO_UP_TO_DATE_DISK, SS_RESYNC_RUNNING, SS_TWO_PRIMARIES, DrbdError, failure,
+                                   state_change_failed)
 from hatui.lab.drbd.meta import (BLOCK, EXTENT, NONE, SOURCE, SPLIT_BRAIN, TARGET, UNRELATED, Bitmap, Meta, Side,
                                  decide, new_uuid)
 
-# DRBD's texts (drbd_strings.c / drbd_nl.c) for the refusals the stand-in produces
-SS_TWO_PRIMARIES = (-1, "Multiple primaries not allowed by config")
-SS_NO_UP_TO_DATE_DISK = (-2, "Need access to UpToDate data")
-SS_RESYNC_RUNNING = (-7, "Can not start OV/resync since it is already active")
-ERR_NET_CONFIGURED = (125, "Device has a net-config (use disconnect first)")
-ERR_MINOR_INVALID = (127, "Device minor not allocated")
-ERR_RES_NOT_KNOWN = (158, "Unknown resource")
-ERR_MINOR_EXISTS = (161, "Minor or volume exists already (delete it first)")
-
 REPLICATING = ("Established", "SyncSource", "SyncTarget")
-
-
-class DrbdError(Exception):
-    """A refused command: `text` as drbdsetup prints it (without the object prefix), and its exit code."""
-
-    def __init__(self, text: str, rc: int):
-        super().__init__(text)
-        self.text, self.rc = text, rc
-
-
-def state_change_failed(code: tuple[int, str]) -> DrbdError:
-    rc = {-2: 17, -3: 16, -16: 5}.get(code[0], 11)
-    return DrbdError(f"State change failed: ({code[0]}) {code[1]}", rc)
-
-
-def failure(code: tuple[int, str]) -> DrbdError:
-    return DrbdError(f"Failure: ({code[0]}) {code[1]}", 10)
 
 
 # --------------------------------------------------------------------------------------------
@@ -990,9 +966,14 @@ class Subscriber:
         self.last: list[dict[str, Any]] = []
 
 
+# The control socket's `cli` op: runs drbdadm/drbdsetup (hatui.lab.drbd.commands.run) and answers.
+CliHandler = Callable[["Daemon", dict[str, Any], asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
+
+
 class Daemon:
-    def __init__(self, config: DaemonConfig):
+    def __init__(self, config: DaemonConfig, cli: CliHandler | None = None):
         self.config = config
+        self.cli = cli
         self.klog = KernelLog(config.log, config.node)
         self.resources = {r.name: Resource(r, self) for r in config.resources}
         self.subscribers: set[Subscriber] = set()
@@ -1095,9 +1076,8 @@ class Daemon:
                 return
             header, payload = req
             op = header.get("op")
-            if op == "cli":
-                from hatui.lab.drbd import commands
-                await commands.run(self, header, reader, writer)
+            if op == "cli" and self.cli is not None:
+                await self.cli(self, header, reader, writer)
             elif op == "state":
                 writer.write(wire.frame({"resources": self.snapshots(),
                                          "internals": {n: r.internals() for n, r in self.resources.items()}}))
@@ -1128,102 +1108,3 @@ class Daemon:
         except DrbdError as exc:
             writer.write(wire.frame({"ok": False, "error": exc.text, "code": exc.rc, "epoch": res.epoch,
                                      "role": res.role}))
-
-
-# --------------------------------------------------------------------------------------------
-# Process entry point
-
-
-def daemonize(pidfile: str | None) -> Callable[[str | None], None]:
-    """Fork into the background. Returns `ready(error)`: the parent exits 0 once the child calls
-    ready(None), or prints the error and exits 1."""
-    rfd, wfd = os.pipe()
-    if os.fork():
-        os.close(wfd)
-        msg = b""
-        while chunk := os.read(rfd, 4096):
-            msg += chunk
-        text = msg.decode(errors="replace")
-        if text.startswith("ok"):
-            os._exit(0)
-        sys.stderr.write(text or "daemon exited before it was ready\n")
-        os._exit(1)
-    os.close(rfd)
-    os.setsid()
-    if os.fork():
-        os._exit(0)
-    devnull = os.open(os.devnull, os.O_RDWR)
-    os.dup2(devnull, 0)
-    if pidfile:
-        Path(pidfile).write_text(f"{os.getpid()}\n")
-
-    def ready(error: str | None) -> None:
-        nonlocal wfd
-        if wfd < 0:
-            return
-        os.write(wfd, b"ok\n" if error is None else error.encode())
-        os.close(wfd)
-        wfd = -1
-    return ready
-
-
-def join_cgroups(dirs: list[str] | None) -> None:
-    """Move this process into the given cgroups (the lab host's limits); best effort."""
-    for d in dirs or []:
-        try:
-            Path(d, "cgroup.procs").write_text(f"{os.getpid()}\n")
-        except OSError as exc:
-            print(f"could not join cgroup {d}: {exc}", file=sys.stderr)
-
-
-def redirect_output(log: str | None) -> None:
-    if log:
-        fd = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
-        os.dup2(fd, 1)
-        os.dup2(fd, 2)
-        os.close(fd)
-
-
-async def serve(config: DaemonConfig, ready: Callable[[str | None], None] | None = None) -> None:
-    daemon = Daemon(config)
-    loop = asyncio.get_running_loop()
-    try:
-        await daemon.start()
-    except Exception as exc:
-        if ready:
-            ready(f"{type(exc).__name__}: {exc}\n")
-        raise
-    if ready:
-        ready(None)
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, lambda: loop.create_task(daemon.stop()))
-    await daemon.stopped.wait()
-
-
-def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="hatui-drbd-standin", description=__doc__.splitlines()[0])
-    ap.add_argument("--config", required=True, help="daemon configuration (JSON)")
-    ap.add_argument("--daemon", action="store_true", help="fork into the background once ready")
-    ap.add_argument("--pidfile")
-    ap.add_argument("--stdout-log", help="where the process's own output goes (with --daemon)")
-    ap.add_argument("--join-cgroup", action="append", help="join this cgroup directory first (repeatable)")
-    args = ap.parse_args(argv)
-    config = DaemonConfig.load(args.config)
-    join_cgroups(args.join_cgroup)
-    ready = None
-    if args.daemon:
-        ready = daemonize(args.pidfile)
-        redirect_output(args.stdout_log)
-    elif args.pidfile:
-        Path(args.pidfile).write_text(f"{os.getpid()}\n")
-    try:
-        asyncio.run(serve(config, ready))
-    except Exception as exc:
-        if ready:
-            ready(f"{type(exc).__name__}: {exc}\n")
-        raise
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

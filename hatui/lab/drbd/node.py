@@ -35,9 +35,10 @@ from pathlib import Path
 from hatui.config import Lab, Pair
 from hatui.lab import heartbeat as hb
 from hatui.lab import netns as nx
-from hatui.lab.drbd import CONTROL_SOCKET, KERNEL_LOG, WRITE_PORT
+from hatui.lab.drbd import CONTROL_SOCKET, KERNEL_LOG, WRITE_PORT, wire
 from hatui.lab.drbd.daemon import DaemonConfig, ResourceConfig, create_volume
-from hatui.lab.state import LabError
+from hatui.lab.node import node_command
+from hatui.lab.state import LabError, lab_paths
 
 CLIENT_NAME = "hatui-drbd-client"
 WRITES_CONF = "hatui-writes.conf"
@@ -249,7 +250,6 @@ def control(node_dir: Path, header: dict, payload: bytes = b"", timeout: float =
     Ops: {"op": "state"}; {"op": "info", "res": R}; {"op": "write", "res": R, "offset": N} + data
     (an application write: Primary only, acknowledged per the protocol); {"op": "read", "res": R,
     "offset": N, "length": L}."""
-    from hatui.lab.drbd import wire
     s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     s.settimeout(timeout)
 
@@ -323,8 +323,7 @@ def _init_pid(paths, host: str) -> int | None:
 
 def _host_namespaces(lab: Lab, host: str) -> list[str]:
     """nsenter prefix: the host's network, UTS and PID namespaces, the machine's mount namespace."""
-    from hatui.lab.lab import host_command
-    return [a for a in host_command(lab, host) if not a.startswith("--mount=")]
+    return [a for a in node_command(lab_paths(lab), host) if not a.startswith("--mount=")]
 
 
 def _spawn(lab: Lab, host: str, argv: list[str], timeout: float = 20.0) -> None:
@@ -337,7 +336,6 @@ def _spawn(lab: Lab, host: str, argv: list[str], timeout: float = 20.0) -> None:
 
 def start_node(lab: Lab, pair: Pair, host: str) -> None:
     """Start the stand-in on a booted host: commands on its PATH, the replicator, the write service."""
-    from hatui.lab.lab import lab_paths
     paths = lab_paths(lab)
     nd = paths.node_dir(host)
     ddir = nd / "drbd"
@@ -351,7 +349,7 @@ def start_node(lab: Lab, pair: Pair, host: str) -> None:
     init = _init_pid(paths, host)
     cgroups = [a for d in (host_cgroup_dirs(init) if init else []) for a in ("--join-cgroup", d)]
     if daemon_state(nd) is None:
-        _spawn(lab, host, [sys.executable, "-c", "import sys; from hatui.lab.drbd.daemon import main; sys.exit(main())",
+        _spawn(lab, host, [sys.executable, "-c", "import sys; from hatui.lab.drbd.replicator import main; sys.exit(main())",
                            "--config", str(ddir / "drbd.json"), "--daemon", "--pidfile", str(run_dir / "daemon.pid"),
                            "--stdout-log", str(log_dir / "hatui-drbd-daemon.log"), *cgroups])
     if pair.drbd:

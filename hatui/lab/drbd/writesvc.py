@@ -30,10 +30,9 @@ import signal
 import struct
 import sys
 import zlib
-from pathlib import Path
 from typing import Any
 
-from hatui.lab.drbd import wire
+from hatui.lab.drbd import process, wire
 
 RECORD = 512
 MAGIC = b"HATUIREC"
@@ -257,25 +256,15 @@ async def serve(socket_path: str, resource: str, host: str, port: int, node: str
 
 
 def main(argv: list[str] | None = None) -> int:
-    from hatui.lab.drbd.daemon import daemonize, join_cgroups, redirect_output
     ap = argparse.ArgumentParser(prog="hatui-drbd-writesvc", description=__doc__.splitlines()[0])
     ap.add_argument("--socket", required=True)
     ap.add_argument("--resource", required=True)
     ap.add_argument("--listen", default="127.0.0.1:8079")
     ap.add_argument("--node", required=True)
-    ap.add_argument("--daemon", action="store_true")
-    ap.add_argument("--pidfile")
-    ap.add_argument("--stdout-log")
-    ap.add_argument("--join-cgroup", action="append")
+    process.add_options(ap)
     args = ap.parse_args(argv)
-    join_cgroups(args.join_cgroup)
     host, _, port = args.listen.rpartition(":")
-    ready = None
-    if args.daemon:
-        ready = daemonize(args.pidfile)
-        redirect_output(args.stdout_log)
-    elif args.pidfile:
-        Path(args.pidfile).write_text(f"{__import__('os').getpid()}\n")
+    ready = process.start(args)
     asyncio.run(serve(args.socket, args.resource, host or "127.0.0.1", int(port), args.node, ready))
     return 0
 

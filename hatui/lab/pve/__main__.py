@@ -64,6 +64,76 @@ def _write_ready(state_dir: Path, info: dict[str, object]) -> None:
     os.replace(tmp, state_dir / READY_FILE)
 
 
+class _Refused(Exception):
+    """Options the emulator will not run with (exit 2)."""
+
+
+def _listen_host(args: argparse.Namespace) -> str:
+    host = args.listen[0]
+    try:
+        is_loopback = ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        is_loopback = host == "localhost"
+    if not is_loopback and not args.allow_non_loopback:
+        raise _Refused(f"refusing to listen on non-loopback address {host}")
+    return "127.0.0.1" if host == "localhost" else host
+
+
+def _nodes(args: argparse.Namespace, state_dir: Path) -> list[str]:
+    """--nodes; --offline goes into the offline file."""
+    nodes = [n.strip() for n in args.nodes.split(",") if n.strip()]
+    if not nodes:
+        raise _Refused("--nodes is empty")
+    if args.offline is not None:
+        offline = [n.strip() for n in args.offline.split(",") if n.strip()]
+        unknown = [n for n in offline if n not in nodes]
+        if unknown:
+            raise _Refused(f"--offline names unknown node(s): {', '.join(unknown)}")
+        (state_dir / OFFLINE_FILE).write_text("".join(n + "\n" for n in offline))
+    return nodes
+
+
+def _make_server(args: argparse.Namespace, state_dir: Path, host: str, nodes: list[str]):
+    """(tls, auth, backend, cluster, server); raises OSError, ValueError or ImportError."""
+    tls = certs.ensure(
+        state_dir,
+        [host, "localhost", "127.0.0.1", "::1", *nodes, *args.hostname],
+        cert_file=args.cert,
+        key_file=args.key,
+        ca_file=args.ca,
+        regenerate=args.regen_cert,
+    )
+    auth = Auth(state_dir, args.token_id, args.root_password_file)
+    options = dict(opt.split("=", 1) for opt in args.backend_opt if "=" in opt)
+    backend = load_backend(args.backend, state_dir, options)
+    cluster = Cluster(
+        state_dir,
+        nodes,
+        backend,
+        cluster_name=args.cluster_name,
+        time_scale=args.time_scale,
+        bridges=[b for b in args.bridges.split(",") if b],
+        qdevice=args.qdevice,
+        ha_interval=args.ha_interval,
+    )
+    cluster.fingerprint = tls.fingerprint
+    server = PveServer((host, args.listen[1]), App(cluster, auth, auth_fail_delay=args.auth_fail_delay),
+                       make_ssl_context(str(tls.cert_file), str(tls.key_file)))
+    return tls, auth, backend, cluster, server
+
+
+def _stop_on_signals(server: PveServer) -> None:
+    stopping = threading.Event()
+
+    def _stop(signum: int, _frame: object) -> None:
+        if not stopping.is_set():
+            stopping.set()
+            threading.Thread(target=server.shutdown, daemon=True).start()
+
+    signal.signal(signal.SIGTERM, _stop)
+    signal.signal(signal.SIGINT, _stop)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     state_dir: Path = args.state_dir.resolve()
@@ -76,53 +146,11 @@ def main(argv: list[str] | None = None) -> int:
         level=logging.DEBUG if args.verbose else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
-    host, port = args.listen
     try:
-        is_loopback = ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        is_loopback = host == "localhost"
-    if not is_loopback and not args.allow_non_loopback:
-        print(f"hatui-pve: refusing to listen on non-loopback address {host}", file=sys.stderr)
-        return 2
-    if host == "localhost":
-        host = "127.0.0.1"
-    nodes = [n.strip() for n in args.nodes.split(",") if n.strip()]
-    if not nodes:
-        print("hatui-pve: --nodes is empty", file=sys.stderr)
-        return 2
-    if args.offline is not None:
-        offline = [n.strip() for n in args.offline.split(",") if n.strip()]
-        unknown = [n for n in offline if n not in nodes]
-        if unknown:
-            print(f"hatui-pve: --offline names unknown node(s): {', '.join(unknown)}", file=sys.stderr)
-            return 2
-        (state_dir / OFFLINE_FILE).write_text("".join(n + "\n" for n in offline))
-
-    try:
-        tls = certs.ensure(
-            state_dir,
-            [host, "localhost", "127.0.0.1", "::1", *nodes, *args.hostname],
-            cert_file=args.cert,
-            key_file=args.key,
-            ca_file=args.ca,
-            regenerate=args.regen_cert,
-        )
-        auth = Auth(state_dir, args.token_id, args.root_password_file)
-        options = dict(opt.split("=", 1) for opt in args.backend_opt if "=" in opt)
-        backend = load_backend(args.backend, state_dir, options)
-        cluster = Cluster(
-            state_dir,
-            nodes,
-            backend,
-            cluster_name=args.cluster_name,
-            time_scale=args.time_scale,
-            bridges=[b for b in args.bridges.split(",") if b],
-            qdevice=args.qdevice,
-            ha_interval=args.ha_interval,
-        )
-        cluster.fingerprint = tls.fingerprint
-        server = PveServer((host, port), App(cluster, auth, auth_fail_delay=args.auth_fail_delay), make_ssl_context(str(tls.cert_file), str(tls.key_file)))
-    except (OSError, ValueError, ImportError) as exc:
+        host = _listen_host(args)
+        nodes = _nodes(args, state_dir)
+        tls, auth, backend, cluster, server = _make_server(args, state_dir, host, nodes)
+    except (_Refused, OSError, ValueError, ImportError) as exc:
         print(f"hatui-pve: {exc}", file=sys.stderr)
         return 2
 
@@ -130,17 +158,7 @@ def main(argv: list[str] | None = None) -> int:
     url_host = f"[{host}]" if ":" in host else host
     url = f"https://{url_host}:{real_port}"
     cluster.start_background()
-
-    stopping = threading.Event()
-
-    def _stop(signum: int, _frame: object) -> None:
-        if not stopping.is_set():
-            stopping.set()
-            threading.Thread(target=server.shutdown, daemon=True).start()
-
-    signal.signal(signal.SIGTERM, _stop)
-    signal.signal(signal.SIGINT, _stop)
-
+    _stop_on_signals(server)
     _write_ready(
         state_dir,
         {

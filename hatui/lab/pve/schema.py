@@ -9,6 +9,7 @@ the first failure per parameter is reported and all failing parameters are colle
 from __future__ import annotations
 
 import re
+import threading
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
@@ -315,8 +316,6 @@ class _ParamName:
     """The parameter currently validated (property-string errors are prefixed with it)."""
 
     def __init__(self) -> None:
-        import threading
-
         self._local = threading.local()
 
     def get(self) -> str:

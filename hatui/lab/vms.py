@@ -14,7 +14,7 @@ backend that turns a started VM into a real lab host.
 hosts are powered off, their cgroups and ``{state_dir}/pve`` removed (the rest of `down` removes
 the namespaces, the node bridges with them).
 
-`LabVmBackend` (``--backend hatui.lab.pve_lab:LabVmBackend --backend-opt lab=/path/lab.toml``):
+`LabVmBackend` (``--backend hatui.lab.vms:LabVmBackend --backend-opt lab=/path/lab.toml``):
 
     start(vm)            boot the lab host whose vm.vmid matches (sshd, DRBD stand-in, Heartbeat,
                          nginx via Heartbeat) on its Proxmox node's bridges, with the VM's MACs,
@@ -34,11 +34,9 @@ says so. Snapshots of such a VM hold only its config.
 
 from __future__ import annotations
 
-import errno
 import ipaddress
 import json
 import logging
-import os
 import shutil
 import signal
 import subprocess
@@ -49,15 +47,22 @@ from pathlib import Path
 from typing import Any, Callable, Mapping
 from urllib.parse import urlsplit
 
-from hatui.config import Host, Lab
+import hatui
+from hatui.config import Host, Lab, load_lab
 from hatui.errors import UsageError
+from hatui.lab import hosts
 from hatui.lab import netns as nx
-from hatui.lab.state import LabError, LabPaths, is_ours, kill_recorded, lab_lock, load_state, proc_stat, update_state
+from hatui.lab.cgroups import Cgroups, pidns_processes
+from hatui.lab.node import host_running, poweroff_hosts
+from hatui.lab.pve import READY_FILE
+from hatui.lab.state import (LabError, LabPaths, is_ours, kill_recorded, lab_lock, lab_paths, load_state, proc_stat,
+                             update_state)
+from hatui.proxmox import _nic_order, lab_bridges
 
-log = logging.getLogger("hatui.lab.pve_lab")
+log = logging.getLogger(__name__)
 
 PVE_SUBDIR = "pve"                    # {state_dir}/pve: the emulator's state dir
-BACKEND_SPEC = "hatui.lab.pve_lab:LabVmBackend"
+BACKEND_SPEC = "hatui.lab.vms:LabVmBackend"
 STATE_KEY = "pve"                     # lab-state.json: {"emulator": {pid, start}, "dir", "url", "nodes", "bridges"}
 SNAPSHOT_SUBDIR = "lab-snapshots"     # {state_dir}/pve/lab-snapshots/VMID/NAME/
 HOST_STATE_DIRS = ("ha.d", "varlib", "drbd")
@@ -82,8 +87,6 @@ def node_netns(node: str) -> str:
 
 def bridge_networks(lab: Lab) -> dict[str, str]:
     """Proxmox bridge -> lab network (vmbr0 -> public, ...)."""
-    from hatui.proxmox import lab_bridges
-
     return {bridge: network for network, bridge in lab_bridges(lab).items()}
 
 
@@ -126,13 +129,11 @@ def check(lab: Lab) -> None:
 
 def ensure_bridges(lab: Lab, nodes: list[str] | None = None) -> dict[str, dict[str, str]]:
     """Each node's bridges (idempotent): {node: {bridge: network}}."""
-    from hatui.lab.lab import add_bridge
-
     assert lab.proxmox is not None
     made: dict[str, dict[str, str]] = {}
     for node in nodes or lab.proxmox.nodes:
         for bridge, network in bridge_networks(lab).items():
-            add_bridge(lab, node_netns(node), bridge, uplink=network)
+            hosts.add_bridge(lab, node_netns(node), bridge, uplink=network)
             made.setdefault(node, {})[bridge] = network
     return made
 
@@ -158,15 +159,11 @@ def emulator_record(state: Mapping[str, Any] | None) -> dict[str, Any] | None:
 
 
 def emulator_running(lab: Lab) -> bool:
-    from hatui.lab.lab import lab_paths
-
     return is_ours(emulator_record(load_state(lab_paths(lab))))
 
 
 def ensure(lab: Lab) -> str | None:
     """On an already-up lab: restart the emulator if it died (VMs and their state are kept)."""
-    from hatui.lab.lab import lab_paths
-
     if lab.proxmox is None:
         return None
     paths = lab_paths(lab)
@@ -190,17 +187,13 @@ def _command(lab: Lab) -> list[str]:
 
 def start_emulator(lab: Lab, timeout_s: float = READY_TIMEOUT_S) -> dict[str, Any]:
     """Start the emulator, record its PID at once, wait until it listens; returns its emulator.json."""
-    from hatui.lab.lab import lab_paths
-    from hatui.lab.pve import READY_FILE
-
     paths = lab_paths(lab)
     d = pve_dir(lab)
     d.mkdir(parents=True, exist_ok=True)
     ready = d / READY_FILE
     ready.unlink(missing_ok=True)
-    # The same hatui the caller runs, whether installed or not.
-    import hatui
 
+    # The same hatui the caller runs, whether installed or not.
     env = {**nx.CLEAN_ENV, "PYTHONPATH": str(Path(hatui.__file__).resolve().parents[1])}
     with open(d / "stdout.log", "ab") as out:
         proc = subprocess.Popen(_command(lab), stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
@@ -265,8 +258,6 @@ def teardown(lab: Lab, paths: LabPaths, state: Mapping[str, Any]) -> tuple[list[
         removed.append(f"Proxmox emulator (PID {emu['pid']})")
     vm_hosts = [n for n in state.get("hosts", {}) if n in lab.hosts and lab.hosts[n].vm is not None]
     if vm_hosts:
-        from hatui.lab.node import poweroff_hosts
-
         try:
             poweroff_hosts(paths, vm_hosts, cut_links=False)
         except LabError as exc:
@@ -290,166 +281,6 @@ def status(lab: Lab, state: Mapping[str, Any] | None) -> dict[str, Any] | None:
 
 
 # --------------------------------------------------------------------------------------------
-# CPU and memory limits (cgroup v1: the cpu and memory controllers)
-
-
-def _v1_mounts() -> dict[str, Path]:
-    """Controller -> mount point of the cgroup v1 hierarchies."""
-    found: dict[str, Path] = {}
-    try:
-        with open("/proc/self/mounts") as fh:
-            for line in fh:
-                parts = line.split()
-                if len(parts) >= 4 and parts[2] == "cgroup":
-                    for opt in parts[3].split(","):
-                        if opt in ("cpu", "memory"):
-                            found.setdefault(opt, Path(parts[1]))
-    except OSError:
-        pass
-    return found
-
-
-class Cgroups:
-    """One cgroup per VM host under ``hatui-<lab name>/`` in the cpu and memory hierarchies (v1).
-
-    cpu: cfs_quota_us = cores x cfs_period_us (100 ms); cpu.rt_runtime_us gets a share too, since
-    Heartbeat runs SCHED_RR and the kernel (RT group scheduling) refuses RT tasks in a group with
-    no RT budget. memory: memory.limit_in_bytes = the VM's memory.
-    """
-
-    RT_GROUP_US = 400_000  # of the root's 950000 per 1 s
-    RT_VM_US = 80_000      # per VM host (Heartbeat's realtime work is tiny)
-
-    def __init__(self, lab_name: str) -> None:
-        self.group = f"hatui-{lab_name}"
-        self.mounts = _v1_mounts()
-        missing = [c for c in ("cpu", "memory") if c not in self.mounts]
-        if missing:
-            unified = Path("/sys/fs/cgroup/cgroup.controllers").exists()
-            self.unavailable: str | None = (
-                f"no cgroup v1 {' and '.join(missing)} controller mounted"
-                + (" (this host uses cgroup v2 only; hatui applies the limits with cgroup v1)" if unified else ""))
-        elif os.geteuid() != 0:
-            self.unavailable = "not root"
-        else:
-            self.unavailable = None
-
-    def path(self, controller: str, host: str | None = None) -> Path:
-        p = self.mounts[controller] / self.group
-        return p / host if host else p
-
-    def apply(self, host: str, cores: int, memory_mb: int) -> str:
-        """Create/update the host's groups; returns what was applied. Raises OSError when it cannot."""
-        if self.unavailable:
-            raise OSError(errno.ENOTSUP, self.unavailable)
-        cpu_group, cpu = self.path("cpu"), self.path("cpu", host)
-        mem = self.path("memory", host)
-        for d in (cpu_group, cpu, self.path("memory"), mem):
-            d.mkdir(exist_ok=True)
-        period = int((cpu / "cpu.cfs_period_us").read_text())
-        quota = max(1000, cores * period)
-        _write(cpu / "cpu.cfs_quota_us", quota)
-        rt = cpu / "cpu.rt_runtime_us"
-        if rt.exists():
-            if int((cpu_group / "cpu.rt_runtime_us").read_text()) < self.RT_GROUP_US:
-                _write(cpu_group / "cpu.rt_runtime_us", self.RT_GROUP_US)
-            if int(rt.read_text()) < self.RT_VM_US:
-                _write(rt, self.RT_VM_US)
-        _write(mem / "memory.limit_in_bytes", memory_mb * 1048576)
-        return f"cgroup v1 {self.group}/{host}: cpu quota {quota}/{period} us ({cores} core{'s' if cores != 1 else ''}), memory {memory_mb} MiB"
-
-    def attach(self, host: str, pids: list[int]) -> int:
-        """Move processes into the host's groups (those already there are skipped); returns how many moved."""
-        moved = 0
-        for controller in ("cpu", "memory"):
-            procs = self.path(controller, host) / "cgroup.procs"
-            try:
-                present = {int(x) for x in procs.read_text().split()}
-            except OSError:
-                continue
-            for pid in pids:
-                if pid in present:
-                    continue
-                try:
-                    _write(procs, pid)
-                    moved += 1
-                except OSError as exc:
-                    if exc.errno not in (errno.ESRCH, errno.ENOENT):
-                        log.warning("cannot move PID %s into %s: %s", pid, procs.parent, exc.strerror)
-        return moved
-
-    def members(self, host: str, controller: str = "cpu") -> list[int]:
-        try:
-            return [int(x) for x in (self.path(controller, host) / "cgroup.procs").read_text().split()]
-        except (OSError, KeyError):
-            return []
-
-    def remove(self, host: str) -> list[str]:
-        problems = []
-        for controller in ("cpu", "memory"):
-            if controller not in self.mounts:
-                continue
-            d = self.path(controller, host)
-            if d.exists() and not _rmdir_cgroup(d):
-                problems.append(f"cgroup {d} still has processes; left alone")
-        return problems
-
-    def remove_all(self) -> list[str]:
-        problems = []
-        for controller in ("cpu", "memory"):
-            if controller not in self.mounts:
-                continue
-            group = self.path(controller)
-            if not group.exists():
-                continue
-            for child in [c for c in group.iterdir() if c.is_dir()]:
-                if not _rmdir_cgroup(child):
-                    problems.append(f"cgroup {child} still has processes; left alone")
-            _rmdir_cgroup(group)
-        return problems
-
-
-def _write(path: Path, value: int | str) -> None:
-    fd = os.open(path, os.O_WRONLY)
-    try:
-        os.write(fd, str(value).encode())
-    finally:
-        os.close(fd)
-
-
-def _rmdir_cgroup(d: Path, timeout_s: float = 2.0) -> bool:
-    """rmdir a cgroup, waiting briefly for its dying processes to leave."""
-    deadline = time.monotonic() + timeout_s
-    while True:
-        try:
-            d.rmdir()
-            return True
-        except FileNotFoundError:
-            return True
-        except OSError as exc:
-            if exc.errno != errno.EBUSY or time.monotonic() > deadline:
-                return False
-            time.sleep(0.01)
-
-
-def pidns_processes(pidns: set[str]) -> dict[str, list[int]]:
-    """Live processes per PID namespace ("pid:[...]"), one scan of /proc."""
-    out: dict[str, list[int]] = {ns: [] for ns in pidns}
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            ns = os.readlink(f"/proc/{entry}/ns/pid")
-        except OSError:
-            continue
-        if ns in out:
-            stat = proc_stat(int(entry))
-            if stat and stat[0] not in ("Z", "X"):
-                out[ns].append(int(entry))
-    return out
-
-
-# --------------------------------------------------------------------------------------------
 # The backend
 
 
@@ -458,8 +289,6 @@ class LabVmBackend:
 
     def __init__(self, state_dir: Path | None = None, lab: str | None = None, limits: str = "on",
                  **options: str) -> None:
-        from hatui.config import load_lab
-
         if options:
             raise ValueError(f"LabVmBackend: unknown option(s) {', '.join(sorted(options))} (known: lab, limits)")
         if not lab:
@@ -467,7 +296,6 @@ class LabVmBackend:
         self.lab = load_lab(lab)
         if not self.lab.local:
             raise ValueError(f"LabVmBackend: {lab} does not describe a local lab (lab.local = false)")
-        from hatui.lab.lab import lab_paths
 
         self.paths = lab_paths(self.lab)
         self.state_dir = Path(state_dir) if state_dir else self.paths.state_dir / PVE_SUBDIR
@@ -503,8 +331,6 @@ class LabVmBackend:
     def nic_plan(self, vm: Any, host: Host) -> dict[str, tuple[str, str]]:
         """Lab network -> (netns, bridge) for the host's NICs, from the VM's NICs (net0 -> eth0, ...).
         Raises RuntimeError when the VM's NICs do not fit the lab host."""
-        from hatui.proxmox import _nic_order
-
         if vm.node not in (self.lab.proxmox.nodes if self.lab.proxmox else []):
             raise RuntimeError(f"VM {vm.vmid} is on node {vm.node}, which is not a node of {self.lab.path}")
         nics = sorted(host.nics.values(), key=lambda n: _nic_order(n.name))
@@ -526,39 +352,34 @@ class LabVmBackend:
     def nic_macs(self, vm: Any, host: Host) -> dict[str, str]:
         """Host NIC -> the MAC of the VM's NIC (net0 -> eth0, ...): a VM keeps its MACs across boots, so
         its neighbours' ARP caches stay right (a random MAC per boot left the host unreachable for ~1 min)."""
-        from hatui.proxmox import _nic_order
-
         nics = sorted(host.nics.values(), key=lambda n: _nic_order(n.name))
         return {nic.name: vm_nic.mac.lower() for nic, vm_nic in zip(nics, vm.nics) if vm_nic.mac}
 
     # -- hooks ------------------------------------------------------------------------------
 
     def start(self, vm: Any) -> None:
-        from hatui.lab import lab as lab_ops
-        from hatui.lab.node import host_running
-
         host = self._host(vm)
         plan = self.nic_plan(vm, host)
         for network, (netns, bridge) in plan.items():
-            lab_ops.add_bridge(self.lab, netns, bridge, uplink=network)
+            hosts.add_bridge(self.lab, netns, bridge, uplink=network)
         record = self._record(host.name)
         if host_running(record) and nx.netns_exists(record.get("netns", "")):
             log.info("VM %s: lab host %s already runs; adopted", vm.vmid, host.name)
             self._limit(vm, host)
             return
         if record is not None:  # crashed (or booted elsewhere): a clean power-off first
-            lab_ops.poweroff_lab_host(self.lab, host.name, remove_network=True)
+            hosts.poweroff_lab_host(self.lab, host.name, remove_network=True)
         t0 = time.monotonic()
         try:
-            lab_ops.boot_lab_host(self.lab, host.name, start_hb=False, bridges=plan, macs=self.nic_macs(vm, host))
+            hosts.boot_lab_host(self.lab, host.name, start_hb=False, bridges=plan, macs=self.nic_macs(vm, host))
             self._limit(vm, host)  # before Heartbeat: its daemons start inside the limits
-            if lab_ops.pair_of(self.lab, host.name) is not None:
-                lab_ops.start_heartbeat(self.lab, host.name)
+            if hosts.pair_of(self.lab, host.name) is not None:
+                hosts.start_heartbeat(self.lab, host.name)
         except BaseException:
             # A VM whose start failed is not running: leave no half-booted host behind.
             try:
                 if self._record(host.name) is not None:
-                    lab_ops.poweroff_lab_host(self.lab, host.name, remove_network=True)
+                    hosts.poweroff_lab_host(self.lab, host.name, remove_network=True)
                 self._unlimit(host.name)
             except Exception as exc:  # pragma: no cover - the original error matters more
                 log.warning("VM %s: cleaning up after a failed start: %s", vm.vmid, exc)
@@ -567,33 +388,26 @@ class LabVmBackend:
         log.info("VM %s: lab host %s booted on %s in %.2f s", vm.vmid, host.name, vm.node, time.monotonic() - t0)
 
     def stop(self, vm: Any) -> None:
-        from hatui.lab import lab as lab_ops
-
         host = self.host_for(vm)
         if host is None:
             return
         if self._record(host.name) is not None:
-            lab_ops.poweroff_lab_host(self.lab, host.name, remove_network=True)
+            hosts.poweroff_lab_host(self.lab, host.name, remove_network=True)
             log.info("VM %s: lab host %s powered off", vm.vmid, host.name)
         self._unlimit(host.name)
 
     def shutdown(self, vm: Any, timeout: int | None = None) -> None:
-        from hatui.lab import lab as lab_ops
-        from hatui.lab.node import host_running
-
         host = self.host_for(vm)
         if host is None:
             return
-        if host_running(self._record(host.name)) and lab_ops.pair_of(self.lab, host.name) is not None:
+        if host_running(self._record(host.name)) and hosts.pair_of(self.lab, host.name) is not None:
             try:
-                lab_ops.stop_heartbeat(self.lab, host.name)
+                hosts.stop_heartbeat(self.lab, host.name)
             except LabError as exc:
                 log.warning("VM %s: graceful heartbeat stop failed (%s); powering off", vm.vmid, exc)
         self.stop(vm)
 
     def status(self, vm: Any) -> str | None:
-        from hatui.lab.node import host_running
-
         host = self.host_for(vm)
         if host is None:
             return None
@@ -625,9 +439,6 @@ class LabVmBackend:
         log.info("VM %s: snapshot %s saved %s", vm.vmid, name, ", ".join(saved) or "the config only")
 
     def rollback(self, vm: Any, name: str) -> None:
-        from hatui.lab import lab as lab_ops
-        from hatui.lab.node import host_running
-
         d = self._snapdir(vm, name)
         try:
             meta = json.loads((d / "meta.json").read_text())
@@ -637,7 +448,7 @@ class LabVmBackend:
         if host is None:
             return
         if host_running(self._record(host.name)):  # Proxmox stops a running VM before a rollback
-            lab_ops.poweroff_lab_host(self.lab, host.name, remove_network=True)
+            hosts.poweroff_lab_host(self.lab, host.name, remove_network=True)
             self._unlimit(host.name)
         nd = self.paths.node_dir(host.name)
         for sub in HOST_STATE_DIRS:
@@ -714,11 +525,11 @@ class LabVmBackend:
         if not names:
             return
         try:
-            hosts = (load_state(self.paths) or {}).get("hosts") or {}
+            records = (load_state(self.paths) or {}).get("hosts") or {}
         except LabError:
             return
         # The current PID namespace of each host (a host restored by `lab fault` has a new one).
-        limited = {n: hosts[n]["pidns"] for n in names if (hosts.get(n) or {}).get("pidns")}
+        limited = {n: records[n]["pidns"] for n in names if (records.get(n) or {}).get("pidns")}
         members = pidns_processes(set(limited.values()))
         for name, pidns in limited.items():
             pids = members.get(pidns, [])
