@@ -19,7 +19,18 @@ from hatui.errors import HatuiError
 from hatui.toml_reader import REQUIRED, Problem, Reader, check_name, describe, one_of, port_number, positive
 
 STACKS = ("native", "virtual")
-FAULTS = ("stop-heartbeat", "standby", "crash", "cut-link", "stop-vm")
+# The fault vocabulary, once: each fault a drill injects and the action that undoes it (the
+# drill's recovery). Every action hatui runs on a pair is one of these.
+RECOVERY = {
+    "stop-heartbeat": "start-heartbeat",
+    "standby": "takeover",
+    "crash": "restore",
+    "cut-link": "heal-link",
+    "stop-vm": "start-vm",
+}
+FAULTS = tuple(RECOVERY)
+RECOVERIES = tuple(RECOVERY.values())
+ACTIONS = FAULTS + RECOVERIES
 ENGINES = ("builtin", "httperf")
 HEARTBEAT_MEDIA = ("ucast", "bcast")
 

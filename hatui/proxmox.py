@@ -963,7 +963,7 @@ def plan_vm_action(lab: Any, vm: str | int, action: str, snapname: str | None = 
             raise ProxmoxParameterError(f"{action} needs a snapshot name")
         _check_snapname(snapname)
     pair = next((p for p in lab.pairs.values() if host.name in (p.master, p.slave)), None)
-    peer = None if pair is None else (pair.slave if host.name == pair.master else pair.master)
+    peer = None if pair is None else pair.peer(host.name)
     vip = None if pair is None else str(pair.vip.ip)
     who = f"VM {host.name} ({vmid})"
     if action == "start":

@@ -15,23 +15,9 @@ import time
 from dataclasses import dataclass
 from typing import Protocol
 
-from hatui.config import Lab, Pair
+from hatui.config import ACTIONS, Lab
 from hatui.errors import HatuiError, UsageError
 from hatui.transport import SshPool
-
-FAULT_ACTIONS = ("stop-heartbeat", "standby", "crash", "cut-link", "stop-vm")
-# What undoes each fault (the drill's "recovery" step).
-RECOVERY = {
-    "stop-heartbeat": "start-heartbeat",
-    "standby": "takeover",
-    "crash": "restore",
-    "cut-link": "heal-link",
-    "stop-vm": "start-vm",
-}
-ALL_ACTIONS = tuple(FAULT_ACTIONS) + tuple(RECOVERY.values())
-# Actions that change the cluster; read-only mode refuses all of them.
-MUTATING = frozenset(ALL_ACTIONS)
-
 
 class ReadOnlyError(HatuiError):
     def __init__(self, what: str):
@@ -70,27 +56,20 @@ class FaultOutcome:
     detail: str
 
 
-def replication_nic(lab: Lab, pair: Pair, host: str) -> str:
-    """The NIC a host uses for the pair's replication link (its NIC not carrying the VIP)."""
-    nics = lab.hosts[host].nics
-    others = [n for n in nics if n != pair.vip_interface]
-    return others[0] if others else pair.vip_interface
-
-
 def plan_fault(lab: Lab, pair_name: str, action: str, target: str = "master") -> FaultAction:
     """Plan `action` on the pair's master or slave (`target` may also be a host name)."""
     if pair_name not in lab.pairs:
         raise UsageError(f"no pair named {pair_name!r} (pairs: {', '.join(lab.pairs)})")
-    if action not in ALL_ACTIONS:
-        raise UsageError(f"unknown action {action!r} (known: {', '.join(ALL_ACTIONS)})")
+    if action not in ACTIONS:
+        raise UsageError(f"unknown action {action!r} (known: {', '.join(ACTIONS)})")
     pair = lab.pairs[pair_name]
     host = {"master": pair.master, "slave": pair.slave}.get(target, target)
     if host not in (pair.master, pair.slave):
         raise UsageError(f"{target!r} is not a node of pair {pair_name}")
-    peer = pair.slave if host == pair.master else pair.master
+    peer = pair.peer(host)
     address = str(lab.hosts[host].address)
     vip = str(pair.vip_address)
-    nic = replication_nic(lab, pair, host)
+    nic = lab.replication_nic(pair, host)
     network = lab.hosts[host].nics[nic].network
     cmds = pair.commands
     table = {

@@ -14,11 +14,11 @@ from pathlib import Path
 from hatui.collectors.cluster import ClusterState, collect_state, parse_ipv4_addresses
 from hatui.collectors.heartbeat import parse_nodestatus
 from hatui.collectors.severity import Severity
-from hatui.config import Lab, Pair
+from hatui.config import RECOVERY, Lab, Pair
 from hatui.drill import measure
 from hatui.drill.events import (CommandSent, DrillFinished, DrillHalted, DrillRunFinished, DrillRunStarted,
                                 DrillStarted, Event, LoadProgress, PhaseChanged, RunRetried, RunSkipped, TimelineMark)
-from hatui.drill.faults import RECOVERY, FaultAction, FaultOutcome, LabFaults, execute_fault, plan_fault
+from hatui.drill.faults import FaultAction, FaultOutcome, LabFaults, execute_fault, plan_fault
 from hatui.drill.plan import DrillPlan, PlannedRun, check_journal
 from hatui.drill.results import Mark, RunResult, check_thresholds
 from hatui.errors import EXIT_OK, EXIT_REFUSED, EXIT_THRESHOLD, HatuiError, RefusedError
@@ -236,7 +236,7 @@ class DrillRunner:
         recovery failed (None when both worked)."""
         fault = plan_fault(self.lab, pair.name, planned.fault, planned.fault_target)
         recovery = plan_fault(self.lab, pair.name, RECOVERY[planned.fault], planned.fault_target)
-        peer = pair.slave if fault.host == pair.master else pair.master
+        peer = pair.peer(fault.host)
         streams = measure.start_streams(vip, 80, self.plan.uri, rate=planned.rate, connections=planned.connections,
                                         timeout_s=self.plan.timeout_s, probe_interval_ms=self.plan.probe_interval_ms)
         timeline = _Timeline(t0=streams.t0, wall0=streams.wall0)

@@ -19,7 +19,7 @@ import time
 from dataclasses import dataclass
 from typing import Any, Callable
 
-from hatui.config import Lab
+from hatui.config import RECOVERY, Lab
 from hatui.errors import RefusedError, UsageError
 from hatui.lab import hosts
 from hatui.lab import netns as nx
@@ -27,7 +27,8 @@ from hatui.lab.node import host_running
 from hatui.lab.preflight import require_root
 from hatui.lab.state import lab_lock, lab_paths, load_state
 
-ACTIONS = ("stop-heartbeat", "start-heartbeat", "crash", "restore", "cut-link", "heal-link")
+# The faults the local lab performs itself (hatui.config's vocabulary), each with its recovery.
+ACTIONS = tuple(action for fault in ("stop-heartbeat", "crash", "cut-link") for action in (fault, RECOVERY[fault]))
 NEEDS_NETWORK = ("cut-link", "heal-link")
 
 

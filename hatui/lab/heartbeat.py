@@ -12,7 +12,6 @@ from pathlib import Path
 
 from hatui.config import Host, Lab, Pair
 from hatui.lab.netns import run
-from hatui.lab.state import LabError
 
 WEB_RESOURCE = "hatui-web"
 ACCESS_LOG = "/var/log/nginx-hatui-access.log"
@@ -30,30 +29,14 @@ def ms(value_ms: int) -> str:
 # The pair's links
 
 
-def replication_nic(lab: Lab, pair: Pair, host: Host) -> str:
-    """The NIC of `host` on the network it shares with its peer that is not the VIP's network."""
-    peer = lab.hosts[pair.slave if host.name == pair.master else pair.master]
-    vip_net = host.nics[pair.vip_interface].network if pair.vip_interface in host.nics else None
-    shared = [nic for nic in host.nics.values()
-              if nic.network != vip_net and peer.nic_on(nic.network) is not None]
-    if not shared:
-        raise LabError(f"pairs.{pair.name}: {host.name} and {peer.name} share no network besides the VIP's "
-                       f"({vip_net}); Heartbeat needs a replication link")
-    return shared[0].name
-
-
-def peer_of(pair: Pair, host: str) -> str:
-    return pair.slave if host == pair.master else pair.master
-
-
 # --------------------------------------------------------------------------------------------
 # Heartbeat files
 
 
 def ha_cf(lab: Lab, pair: Pair, host: str) -> str:
     hb = pair.heartbeat
-    me, peer = lab.hosts[host], lab.hosts[peer_of(pair, host)]
-    nic = replication_nic(lab, pair, me)
+    me, peer = lab.hosts[host], lab.hosts[pair.peer(host)]
+    nic = lab.replication_nic(pair, host)
     peer_addr = peer.nic_on(me.nics[nic].network).address  # type: ignore[union-attr]
     media = f"ucast {nic} {peer_addr}" if hb.media == "ucast" else f"bcast {nic}"
     return "\n".join([

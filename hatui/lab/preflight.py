@@ -9,10 +9,8 @@ from typing import Any, Mapping
 
 from hatui.config import Lab
 from hatui.errors import UsageError
-from hatui.lab import heartbeat as hb
 from hatui.lab import keys
 from hatui.lab import netns as nx
-from hatui.lab.state import LabError
 
 # (what must exist, Debian package, what it is for)
 REQUIREMENTS = [
@@ -83,10 +81,6 @@ def check_lab(lab: Lab) -> None:
         for member in (pair.master, pair.slave):
             if pair.vip_interface not in lab.hosts[member].nics:
                 problems.append(f"pairs.{pair.name}: {member} has no NIC {pair.vip_interface} (vip_interface)")
-        try:
-            hb.replication_nic(lab, pair, lab.hosts[pair.master])
-        except LabError as exc:
-            problems.append(str(exc))
     if problems:
         raise UsageError(f"{lab.path}: cannot build this lab:\n  " + "\n  ".join(problems))
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 import shlex
 from dataclasses import dataclass, field
 
-from hatui.drill.faults import FAULT_ACTIONS, RECOVERY
+from hatui.config import ACTIONS
 from hatui.ui.actions import ALIASES, COMMANDS, PANE_TITLES, PANES, usage
 
 DRILL_OPTIONS = ("stacks", "rates", "repeat", "conns", "fault")
@@ -104,7 +104,7 @@ class CommandRunner:
     def suggestions(self) -> list[str]:
         app = self.app
         commands = [name for name, row in COMMANDS.items() if not app.refuses(row)]
-        faults = list(FAULT_ACTIONS) + list(RECOVERY.values())
+        faults = list(ACTIONS)
         return suggestions(list(app.lab.pairs), faults, sorted(app.available_themes), commands)
 
     def run(self, text: str) -> bool:

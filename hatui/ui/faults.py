@@ -4,7 +4,7 @@ exactly the planned action. The worker only posts `FaultDone`; the app hands it 
 
 from __future__ import annotations
 
-from hatui.drill.faults import FAULT_ACTIONS, RECOVERY
+from hatui.config import FAULTS, RECOVERIES, RECOVERY
 from hatui.ui.messages import FaultDone
 
 
@@ -32,7 +32,7 @@ class Faults:
 
     def inject(self, pair: str, action: str, target: str = "master") -> None:
         """Any fault or recovery by name (`:fault`, the palette)."""
-        label = "Yes, fail back" if action in RECOVERY.values() else "Yes, inject the fault"
+        label = "Yes, fail back" if action in RECOVERIES else "Yes, inject the fault"
         self.request(pair, action, target, yes_label=label)
 
     def request(self, pair: str, action: str, target: str, *, yes_label: str = "Yes") -> None:
@@ -64,9 +64,9 @@ class Faults:
             app.notify(f"{fault.description} failed: {detail}", severity="error", timeout=10, markup=False)
             return
         app.notify(f"done: {fault.description}. {fault.expect}", timeout=8, markup=False)
-        if fault.action in FAULT_ACTIONS:
+        if fault.action in FAULTS:
             pair = app.lab.pairs[fault.pair]
             target = {pair.master: "master", pair.slave: "slave"}.get(fault.host, fault.host)
             self.last[fault.pair] = (fault.action, target)
-        elif fault.action in RECOVERY.values():
+        elif fault.action in RECOVERIES:
             self.last.pop(fault.pair, None)

@@ -9,7 +9,7 @@ from typing import Any, Callable
 
 from textual.command import DiscoveryHit, Hit, Provider
 
-from hatui.drill.faults import FAULT_ACTIONS, RECOVERY
+from hatui import config
 from hatui.ui.actions import ACTIONS, COMMANDS
 
 PaletteEntry = tuple[str, str, Callable[[], Any]]  # title, help, what it runs
@@ -24,7 +24,7 @@ def palette_commands(app) -> list[PaletteEntry]:
             for theme in themes]
     if not app.refuses(COMMANDS["fault"]):
         for pair in app.lab.pairs.values():
-            for action in list(FAULT_ACTIONS) + list(RECOVERY.values()):
+            for action in config.ACTIONS:
                 if action in ("stop-vm", "start-vm") and pair.stack != "virtual":
                     continue
                 for target in ("master", "slave"):

@@ -33,7 +33,6 @@ import time
 from pathlib import Path
 
 from hatui.config import Lab, Pair
-from hatui.lab import heartbeat as hb
 from hatui.lab import netns as nx
 from hatui.lab.drbd import CONTROL_SOCKET, KERNEL_LOG, WRITE_PORT, wire
 from hatui.lab.drbd.daemon import DaemonConfig, ResourceConfig, create_volume
@@ -140,9 +139,9 @@ def node_id(pair: Pair, host: str) -> int:
 def daemon_config(lab: Lab, pair: Pair, host: str, node_dir: Path) -> DaemonConfig:
     """The replicator's config for `host` (paths as the machine sees them: it runs in its mount namespace)."""
     me = lab.hosts[host]
-    peer_name = hb.peer_of(pair, host)
+    peer_name = pair.peer(host)
     peer = lab.hosts[peer_name]
-    nic = hb.replication_nic(lab, pair, me)
+    nic = lab.replication_nic(pair, host)
     network = me.nics[nic].network
     peer_nic = peer.nic_on(network)
     if peer_nic is None:  # pragma: no cover - replication_nic guarantees it
@@ -359,7 +358,7 @@ def start_node(lab: Lab, pair: Pair, host: str) -> None:
                            "--pidfile", str(run_dir / "writesvc.pid"), "--stdout-log", str(log_dir / "hatui-writes.log"),
                            *cgroups])
     # Like DRBD's init script (wfc-timeout): wait for the peer when it is running.
-    peer = hb.peer_of(pair, host)
+    peer = pair.peer(host)
     if daemon_state(paths.node_dir(peer)) is not None:
         deadline = time.monotonic() + DRBD_WAIT_CONNECT_S
         while time.monotonic() < deadline:
