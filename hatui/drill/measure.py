@@ -134,7 +134,13 @@ def run_result(planned, streams: RunStreams, marks: list[Mark], pair: Pair, *, p
         per_second=[b.to_dict() for b in whole.per_second or []], valid=whole.valid,
         invalid_reasons=list(whole.invalid_reasons),
         achieved_rate=round(whole.achieved_rate, 3) if whole.achieved_rate else None,
+        load_lateness_ms=_rounded(whole.lateness_ms),
+        probe_lateness_ms=_rounded(whole.probe.lateness_ms if whole.probe is not None else None),
         engine_cpu_s=round(cpu, 3) if cpu is not None else None, served_counts=dict(whole.served_by))
+
+
+def _rounded(lateness_ms: dict[str, float] | None) -> dict[str, float] | None:
+    return {k: round(v, 2) for k, v in lateness_ms.items()} if lateness_ms else None
 
 
 def probe_marks(streams: RunStreams, marks: list[Mark], pair: Pair) -> list[Mark]:

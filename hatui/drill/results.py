@@ -118,6 +118,9 @@ class RunResult(KeyedRun):
     valid: bool = True
     invalid_reasons: list[str] = field(default_factory=list)
     achieved_rate: float | None = None
+    # launch lateness against the open-loop schedule, ms (avg, p99, max): what validity was judged on
+    load_lateness_ms: dict[str, float] | None = None
+    probe_lateness_ms: dict[str, float] | None = None
     engine_cpu_s: float | None = None
     error: str | None = None
     served_counts: dict[str, int] = field(default_factory=dict)  # successes per serving node
