@@ -109,7 +109,8 @@ def _comparison(aggs: list[Aggregate]) -> list[str]:
     if not keys:
         return []
     out = ["## Native vs virtual", "",
-           "Means of the valid repetitions of each stack at the same rate and phase; Δ = virtual − native.", "",
+           "Means of the valid repetitions of each stack at the same rate and phase (a run with no outage counts "
+           "as 0 ms of downtime); Δ = virtual − native; ≥: some outage was open, a lower bound.", "",
            "| rate (conn/s) | phase | availability % native | availability % virtual | Δ points | downtime ms native | downtime ms virtual | Δ ms |",
            "|---:|---|---:|---:|---:|---:|---:|---:|"]
     for rate, phase in keys:
@@ -117,23 +118,32 @@ def _comparison(aggs: list[Aggregate]) -> list[str]:
         na, va, nd, vd = n.availability_pct.mean, v.availability_pct.mean, n.downtime_ms.mean, v.downtime_ms.mean
         da = _fmt(va - na, 2) if na is not None and va is not None else "-"
         dd = _fmt(vd - nd, 0) if nd is not None and vd is not None else "-"
-        out.append(f"| {rate:g} | {phase} | {_fmt(na, 2)} | {_fmt(va, 2)} | {da} | {_fmt(nd)} | {_fmt(vd)} | {dd} |")
+        out.append(f"| {rate:g} | {phase} | {_fmt(na, 2)} | {_fmt(va, 2)} | {da} | {_at_least(n)}{_fmt(nd)} | "
+                   f"{_at_least(v)}{_fmt(vd)} | {dd} |")
     out.append("")
     return out
+
+
+def _at_least(agg: Aggregate) -> str:
+    return "≥ " if agg.downtime_lower_bound else ""
 
 
 def _table5(stack: str, aggs: list[Aggregate]) -> list[str]:
     out = [f"## {stack} stack", "",
            "Means over the valid repetitions (± standard deviation). The layout of the study's Table 5: "
-           "request / reply / error per rate for failover and failback, with availability and the downtime itself.", ""]
-    out.append("| rate (conn/s) | phase | runs | request | reply | error | availability % | downtime ms (min–max) |")
+           "request / reply / error per rate for failover and failback, with availability and the downtime itself. "
+           "Downtime counts a run with no outage as 0 ms (n = runs averaged) and is known to within the probe "
+           "interval; ≥ marks a lower bound (an outage that was still open at the edge of the run).", ""]
+    out.append("| rate (conn/s) | phase | runs | request | reply | error | availability % | downtime ms (min–max, n) |")
     out.append("|---:|---|---:|---:|---:|---:|---:|---:|")
     for a in aggs:
         down = a.downtime_ms
-        span = f" ({down.min:.0f}–{down.max:.0f})" if down.n > 1 else ""
+        span = f" ({down.min:.0f}–{down.max:.0f}, n {down.n})" if down.n > 1 else f" (n {down.n})"
+        res = f" ±{a.resolution_ms:g}" if a.resolution_ms and down.n else ""
         runs = f"{a.valid_runs}/{a.runs}" if a.valid_runs != a.runs else str(a.runs)
         out.append(f"| {a.rate:g} | {a.phase} | {runs} | {_mean_sd(a.requests)} | {_mean_sd(a.replies)} | "
-                   f"{_mean_sd(a.errors)} | {_mean_sd(a.availability_pct, 2)} | {_mean_sd(down, 0)}{span} |")
+                   f"{_mean_sd(a.errors)} | {_mean_sd(a.availability_pct, 2)} | "
+                   f"{_at_least(a)}{_mean_sd(down, 0)}{span}{res} |")
     out.append("")
     return out
 
@@ -165,8 +175,9 @@ def _runs_table(results: list[RunResult]) -> list[str]:
             errs = ", ".join(f"{k} {v}" for k, v in p.errors.items() if v) or "none"
             served = f"{p.served_before or '-'} → {p.served_after or '-'}"
             broken = "; ".join(p.thresholds_broken) or "ok"
+            down = f"{'≥ ' if p.downtime_lower_bound else ''}{_fmt(p.downtime_ms)} (±{p.resolution_ms:g})"
             out.append(f"| {r.run_id} | {r.status}{'' if r.valid else ' (invalid)'} | {phase} | {p.requests} | {p.replies} | "
-                       f"{p.success} | {errs} | {p.availability_pct:.2f} | {_fmt(p.downtime_ms)} (±{p.resolution_ms:g}) | {served} | {broken} |")
+                       f"{p.success} | {errs} | {p.availability_pct:.2f} | {down} | {served} | {broken} |")
     out.append("")
     return out
 
@@ -178,9 +189,13 @@ def _writes(results: list[RunResult]) -> list[str]:
     out = ["## No data loss", "",
            "Writes sent to the service during each run (POST /write, acknowledged only once replicated), "
            "read back from the current primary after the cluster settled.", "",
-           "| run | writes sent | acknowledged | lost acknowledged writes | detail |", "|---|---:|---:|---:|---|"]
+           "A check that read nothing back fails: no acknowledged write, or writes that could not be read back.", "",
+           "| run | writes sent | acknowledged | lost acknowledged writes | check | detail |",
+           "|---|---:|---:|---:|---|---|"]
     for r in checked:
-        out.append(f"| {r.run_id} | {r.writes_attempted} | {r.writes_acked} | **{r.lost_writes}** | {r.writes_detail or ''} |")
+        verdict = f"FAILED: {r.writes_problem}" if r.writes_problem else "passed"
+        out.append(f"| {r.run_id} | {r.writes_attempted} | {r.writes_acked} | **{r.lost_writes}** | {verdict} | "
+                   f"{r.writes_detail or ''} |")
     return out + [""]
 
 
@@ -188,7 +203,8 @@ def _validity(results: list[RunResult]) -> list[str]:
     notes = [f"- {r.run_id}: {'; '.join(r.invalid_reasons)}" for r in results if not r.valid]
     notes += [f"- {r.run_id}: {r.status}: {r.error}" for r in results if r.status != "ok" and r.error]
     if not notes:
-        return ["## Validity", "", "Every run held its target rate and had no client-side resource errors.", ""]
+        return ["## Validity", "", "Every run held its target rate and open-loop schedule (load and probe) and had "
+                "no client-side resource errors.", ""]
     return ["## Validity", "", "Invalid runs are listed in the tables above but left out of the means.", ""] + notes + [""]
 
 
@@ -207,11 +223,20 @@ METHODS = """## Methods: what every number means
   of the service to the master). Each connection belongs to exactly one phase.
 - **downtime** (per phase) = time from the last success before the outage to the first success after it,
   measured on the probe stream (a light request every probe interval, independent of the load rate); it is
-  exact to within the probe interval, given as ±. "-" means no outage was seen in that phase.
+  known to within the probe interval, given as ± (`resolution_ms` in results.json). "-" means no outage was
+  seen in that phase; the means count such a run as 0 ms, and n says how many runs were averaged. An outage
+  that began before the phase's first probe success or had not ended by the run's end is open: its downtime
+  is a lower bound, marked ≥ (`downtime_lower_bound` in results.json and runs.csv).
+- **phase windows** `start_s`/`end_s` are times in seconds from the start of the load (end ≥ start).
 - **timeline** marks (results.json): fault-sent, peer-dead, vip-moved, first-success-new, recovery-sent,
-  failback-done, on one monotonic clock with wall-clock anchors, in seconds from the start of the load.
-- A run is **invalid** when the load generator could not hold its rate (achieved rate more than 1 % under
-  the target) or had client-side resource errors; such runs are reported, never averaged silently.
+  failback-done, on one monotonic clock with wall-clock anchors, in seconds from the start of the load. Marks
+  found by polling (peer-dead, vip-moved: every 0.25 s) or by the probe carry their `resolution_s` and are
+  rounded to it.
+- A run is **invalid** when the load generator could not keep its open-loop schedule: the achieved rate
+  ((launches − 1) / (last launch − first scheduled launch)) more than 1 % under the target; load launch
+  lateness (actual − scheduled launch) with p99 over max(50 ms, 1/rate) or any launch over 1 s late; probe
+  lateness with p99 over the probe interval or any probe over 1 s late; or client-side resource errors
+  (fd-unavail, addrunavail, ftab-full) on either stream. Such runs are reported, never averaged silently.
 - **thresholds** come from lab.toml `[thresholds]`; a run and phase that breaks one fails its JUnit case and
   makes `hatui --export` exit 1.
 """
@@ -225,7 +250,8 @@ def runs_csv(results: list[RunResult]) -> str:
     writer = csv.writer(buf, lineterminator="\n")
     writer.writerow(["run_id", "stack", "pair", "rate", "repetition", "connections", "fault", "status", "valid", "phase",
                      "start_s", "end_s", "request", "reply", "success", "error", *ERROR_CLASSES, "availability_pct",
-                     "downtime_ms", "resolution_ms", "served_before", "served_after", "thresholds_broken"])
+                     "downtime_ms", "resolution_ms", "downtime_lower_bound", "served_before", "served_after",
+                     "thresholds_broken"])
     for r in results:
         for phase in PHASES:
             p = r.phases.get(phase)
@@ -235,7 +261,7 @@ def runs_csv(results: list[RunResult]) -> str:
                              int(r.valid), phase, f"{p.start_s:.3f}", f"{p.end_s:.3f}", p.requests, p.replies, p.success,
                              p.error, *[p.errors.get(c, 0) for c in ERROR_CLASSES], f"{p.availability_pct:.3f}",
                              "" if p.downtime_ms is None else f"{p.downtime_ms:.1f}", f"{p.resolution_ms:g}",
-                             p.served_before or "", p.served_after or "", "; ".join(p.thresholds_broken)])
+                             int(p.downtime_lower_bound), p.served_before or "", p.served_after or "", "; ".join(p.thresholds_broken)])
     return buf.getvalue()
 
 
@@ -321,9 +347,9 @@ def junit_xml(results: list[RunResult]) -> str:
             elif pr is not None and pr.thresholds_broken:
                 failures += 1
                 ET.SubElement(case, "failure", message="; ".join(pr.thresholds_broken)).text = "\n".join(pr.thresholds_broken)
-            elif phase == "failback" and r.lost_writes:  # data loss shows once per run
+            elif phase == "failback" and r.writes_problem:  # the no-data-loss check shows once per run
                 failures += 1
-                ET.SubElement(case, "failure", message=f"{r.lost_writes} acknowledged writes lost").text = r.writes_detail
+                ET.SubElement(case, "failure", message=r.writes_problem).text = r.writes_detail
             if pr is not None:
                 ET.SubElement(case, "system-out").text = (
                     f"request {pr.requests} reply {pr.replies} success {pr.success} error {pr.error} "

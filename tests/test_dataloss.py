@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from hatui.load.writes import LostWrites, WriteStream, run_writes, verify, verify_blocking
+from hatui.load.writes import NOTHING_CHECKED, LostWrites, WriteStream, run_writes, verify, verify_blocking
 
 
 class FakeService:
@@ -133,7 +133,8 @@ async def test_verify_tells_lost_altered_and_unreadable_apart(service):
 
 def test_verify_blocking_outside_a_loop():
     report = verify_blocking("127.0.0.1", {}, port=1)
-    assert report.passed and report.checked == 0
+    # issue 12: a check with nothing to read back proves nothing, so it fails (it used to pass)
+    assert not report.passed and report.checked == 0 and "checked nothing" in report.failure
 
 
 def test_dataloss_is_core_without_textual():
@@ -150,23 +151,35 @@ class ForgetfulService(FakeService):
             del self.records[rid]
 
 
-@pytest.mark.parametrize("service_class,expect_lost", [(FakeService, False), (ForgetfulService, True)])
-async def test_hatui_load_write_ratio_reports_lost_acknowledged_writes(service_class, expect_lost):
-    svc = service_class()
+async def hatui_load_with_writes(svc: FakeService, num_conns: int) -> tuple[int, dict, bytes]:
+    """`hatui load --write-ratio 0.5 --json` against `svc`: exit code, its "writes" object, stderr."""
     port = await svc.start()
     try:
         proc = await asyncio.create_subprocess_exec(
             sys.executable, "-m", "hatui", "load", f"http://127.0.0.1:{port}/index.html", "--rate", "50",
-            "--num-conns", "40", "--write-ratio", "0.5", "--json",
+            "--num-conns", str(num_conns), "--write-ratio", "0.5", "--json",
             stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
         out, err = await asyncio.wait_for(proc.communicate(), 60)
     finally:
         svc.server.close()
-    writes = json.loads(out)["writes"]
+    return proc.returncode, json.loads(out)["writes"], err
+
+
+@pytest.mark.parametrize("service_class,expect_lost", [(FakeService, False), (ForgetfulService, True)])
+async def test_hatui_load_write_ratio_reports_lost_acknowledged_writes(service_class, expect_lost):
+    returncode, writes, err = await hatui_load_with_writes(service_class(), 40)
     assert writes["checked"] == 20, writes  # 40 connections x 0.5, all acknowledged
     if expect_lost:
-        assert proc.returncode == 1, err
+        assert returncode == 1, err
         assert writes["lost"] == 2 and sorted(writes["lost_ids"]) == ["10", "20"], writes
     else:
-        assert proc.returncode == 0, err
+        assert returncode == 0, err
         assert writes["lost"] == 0, writes
+
+
+async def test_hatui_load_write_ratio_fails_when_no_write_was_acknowledged():
+    svc = FakeService()
+    svc.refuse = True  # every write answered 503: nothing acknowledged, nothing to read back
+    returncode, writes, err = await hatui_load_with_writes(svc, 20)
+    assert returncode == 1, err
+    assert writes["checked"] == 0 and writes["passed"] is False and writes["failure"] == NOTHING_CHECKED

@@ -37,6 +37,7 @@ async def test_phases_split_every_connection_once_and_match_the_server():
     assert fo.downtime_ms is None and fo.resolution_ms == pytest.approx(20)
     assert server.served == 150 + len(streams.probe.result.probe)  # load + probe, nothing else
     assert result.valid, result.invalid_reasons
+    assert result.load_lateness_ms["p99"] < 50 and result.probe_lateness_ms["p99"] < 20  # judged, and kept
     assert result.served_counts == {"master": 150}
     assert sum(row["attempted"] for row in result.per_second) == 150
 

@@ -158,6 +158,8 @@ def run(args) -> int:
             sys.stdout.write("\nhttperf output:\n" + load_run.raw_output)
         if lost is not None:
             sys.stdout.write(f"Writes: {lost.summary()}\n")
+            if lost.failure:
+                sys.stdout.write(f"No-data-loss check FAILED: {lost.failure}\n")
     sys.stdout.flush()
     if interrupted:
         return EXIT_INTERRUPTED

@@ -8,6 +8,7 @@ PROBE_MARKER, so server logs can tell probe requests from the load.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import time
 from typing import Any
 
@@ -84,20 +85,24 @@ def start_streams(address: str, port: int, uri: str, *, rate: float, connections
 
 
 def phase_result(name: str, streams: RunStreams, window: tuple[float, float | None]) -> PhaseResult:
-    """One phase: the load's connections started in `window`, and the probe's outages in it."""
+    """One phase: the load's connections started in `window`, and the probe's outages in it.
+    `start_s` and `end_s` are times on the run's clock (s from the load start), not durations."""
     load = summarize(streams.load.result, window=window)
     probe_store = streams.probe.result.probe
     gaps = find_outages(probe_store, window, load=streams.load.result.load) if probe_store is not None else []
     worst = max(gaps, key=lambda o: o.duration, default=None)
     requests = load.requests
+    start = window[0]
+    # duration_s runs from the window's start to the end of its last connection
+    end = window[1] if window[1] is not None else start + (load.duration_s or 0.0)
     return PhaseResult(
-        phase=name, start_s=round(window[0], 4),
-        end_s=round(window[1] if window[1] is not None else load.duration_s or window[0], 4),
+        phase=name, start_s=round(start, 4), end_s=round(max(end, start), 4),
         requests=requests, replies=load.replies, success=load.success,
         errors={k: v for k, v in load.errors.items()},
         availability_pct=round(load.success / requests * 100, 4) if requests else 0.0,
         downtime_ms=round(sum(o.duration for o in gaps) * 1000, 1) if gaps else None,
         resolution_ms=probe_store.interval * 1000 if probe_store is not None else 0.0,
+        downtime_lower_bound=any(o.open for o in gaps),
         outage_start_s=round(worst.start, 4) if worst and worst.start is not None else None,
         outage_end_s=round(worst.end, 4) if worst and worst.end is not None else None,
         served_before=worst.served_by_before if worst else None,
@@ -105,9 +110,18 @@ def phase_result(name: str, streams: RunStreams, window: tuple[float, float | No
     )
 
 
+def whole_run(streams: RunStreams):
+    """The summary of the whole run, load and probe together: both streams are judged (the
+    probe's lateness and client errors too), on the shared clock."""
+    probe = streams.probe.result
+    if probe is None or probe.probe is None:
+        return summarize(streams.load.result)
+    return summarize(dataclasses.replace(streams.load.result, probe=probe.probe, probe_spec=probe.probe_spec))
+
+
 def run_result(planned, streams: RunStreams, marks: list[Mark], pair: Pair, *, probe_interval_ms: float) -> RunResult:
     recovery = next((m.at_s for m in marks if m.name == "recovery-sent"), planned.recover_at_s)
-    whole = summarize(streams.load.result)
+    whole = whole_run(streams)
     phases = {
         "failover": phase_result("failover", streams, (0.0, recovery)),
         "failback": phase_result("failback", streams, (recovery, None)),
@@ -120,7 +134,13 @@ def run_result(planned, streams: RunStreams, marks: list[Mark], pair: Pair, *, p
         per_second=[b.to_dict() for b in whole.per_second or []], valid=whole.valid,
         invalid_reasons=list(whole.invalid_reasons),
         achieved_rate=round(whole.achieved_rate, 3) if whole.achieved_rate else None,
+        load_lateness_ms=_rounded(whole.lateness_ms),
+        probe_lateness_ms=_rounded(whole.probe.lateness_ms if whole.probe is not None else None),
         engine_cpu_s=round(cpu, 3) if cpu is not None else None, served_counts=dict(whole.served_by))
+
+
+def _rounded(lateness_ms: dict[str, float] | None) -> dict[str, float] | None:
+    return {k: round(v, 2) for k, v in lateness_ms.items()} if lateness_ms else None
 
 
 def probe_marks(streams: RunStreams, marks: list[Mark], pair: Pair) -> list[Mark]:
@@ -136,7 +156,8 @@ def probe_marks(streams: RunStreams, marks: list[Mark], pair: Pair) -> list[Mark
     if fault is not None:
         first = next((r for r in ok if r.start > fault and r.served_by == pair.slave), None)
         if first:
-            out.append(Mark.at("first-success-new", first.start, streams.wall0, f"{pair.slave} answers"))
+            out.append(Mark.at("first-success-new", first.start, streams.wall0, f"{pair.slave} answers",
+                               resolution_s=store.interval))
     if recovery is not None:
         # Failback is done at the first success of the master after the failback outage (or at
         # once, when there was none).
@@ -144,6 +165,7 @@ def probe_marks(streams: RunStreams, marks: list[Mark], pair: Pair) -> list[Mark
         after = failed[0] if failed else recovery
         first = next((r for r in ok if r.start > after and r.served_by == pair.master), None)
         if first:
-            out.append(Mark.at("failback-done", first.start, streams.wall0, f"{pair.master} answers again"))
+            out.append(Mark.at("failback-done", first.start, streams.wall0, f"{pair.master} answers again",
+                               resolution_s=store.interval))
     return out
 

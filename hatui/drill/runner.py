@@ -353,6 +353,7 @@ class DrillRunner:
         result.writes_attempted, result.writes_acked = done.attempted, len(acked)
         result.lost_writes = report.lost_count
         result.writes_detail = report.summary()
+        result.writes_failure = report.failure
 
     # -- VM snapshots around a virtual run (lab.toml drill.snapshot_vms; hatui.proxmox) -------
 

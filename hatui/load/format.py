@@ -38,12 +38,16 @@ def format_summary(s: LoadSummary) -> str:
     if s.achieved_rate is not None:
         diff = 100.0 * (s.achieved_rate / s.target_rate - 1) if s.target_rate else 0.0
         line = f"Connection rate: {s.achieved_rate:.1f} conn/s (target {s.target_rate:g}, {diff:+.2f} %)"
+        if not s.achieved_rate_judged:
+            line += " (an estimate, not judged)"
         if s.max_inflight:
             line += f", <={s.max_inflight} concurrent connections"
         out.append(line)
     if s.lateness_ms:
         lt = s.lateness_ms
         out.append(f"Launch lateness [ms]: avg {lt['avg']:.2f} p99 {lt['p99']:.2f} max {lt['max']:.2f}")
+    elif s.requests:
+        out.append("Launch lateness: not measured")
     ct = s.conn_time_ms
     if ct is not None:
         line = (f"Connection time [ms]: min {_f(ct.min)} avg {_f(ct.avg)} max {_f(ct.max)} median {_f(ct.median)} "
@@ -74,6 +78,9 @@ def format_summary(s: LoadSummary) -> str:
         perr = sum(p.errors.values())
         out.append(f"Probe: every {p.interval * 1000:g} ms, {p.requests} probes, {p.success} ok, {perr} errors"
                    + (" (" + " ".join(f"{k} {v}" for k, v in p.errors.items() if v) + ")" if perr else ""))
+        if p.lateness_ms:
+            pl = p.lateness_ms
+            out.append(f"Probe lateness [ms]: avg {pl['avg']:.2f} p99 {pl['p99']:.2f} max {pl['max']:.2f}")
     out += _outage_lines(s)
     out.append("")
     out += _verdict_lines(s)

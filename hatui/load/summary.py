@@ -13,10 +13,19 @@ Definitions:
   the probe stream when there is one, else from the load records.
 - A window `(t0, t1)` (seconds from the run start, either may be None) selects the connections
   *started* in `t0 <= start < t1`, and the outages whose first failed request started in it.
-- The achieved rate is (launches - 1) / (last launch - first launch). A run is **invalid** when
-  it is more than 1 % under the target (and the launches fell more than 5 ms behind over the
-  run, so timer jitter alone never invalidates a short run), or when any client-side resource
-  error (fd-unavail, addrunavail, ftab-full) occurred. Each record keeps its own lateness.
+- **Lateness** of a launch = its start - its scheduled time (t0 + k / rate). The achieved rate is
+  (launches - 1) / (last launch - first *scheduled* launch): a late start shows as a longer span.
+- A run (or window) is **invalid** when (each reason is a sentence in `invalid_reasons`):
+  - the achieved rate is more than 1 % under the target (and the launches fell more than 5 ms
+    behind, so timer jitter alone never invalidates a short run);
+  - the load's launch lateness has p99 > max(50 ms, 1/rate), or any launch is more than 1 s
+    late: the engine fell behind and caught up in bursts, so the load was not open loop
+    (a stall during an outage would otherwise hide the outage: coordinated omission);
+  - the probe stream's lateness has p99 > its interval, or any probe is more than 1 s late:
+    downtime is then not known to within the probe interval;
+  - any client-side resource error (fd-unavail, addrunavail, ftab-full) on either stream.
+  An engine that gives no per-launch times (httperf) has its lateness "not measured", said in
+  the notes, never assumed fine.
 
 Records that were aborted (stop(abort=True), hard time bound) are not attempts: they are
 reported as `aborted` and left out of every other count.
@@ -35,6 +44,8 @@ from hatui.load.records import (CLIENT_RESOURCE_CLASSES, ERROR_CLASSES, Outcome,
 
 RATE_TOLERANCE = 0.01  # achieved rate may be at most 1 % under the target...
 RATE_SLACK_S = 0.005  # ...unless that is less than 5 ms over the whole run (timer jitter of short runs)
+LATE_P99_FLOOR_S = 0.050  # load: p99 lateness may reach max(50 ms, 1/rate) (a loop tick, not a stall)
+LATE_MAX_S = 1.0  # no launch of either stream may be later than this
 STATUS_CLASSES = ("1xx", "2xx", "3xx", "4xx", "5xx")
 
 _NOT_ATTEMPTS = (Outcome.PENDING, Outcome.ABORTED)
@@ -114,6 +125,7 @@ class StreamSummary:
     aborted: int
     interval: float
     timeout: float
+    lateness_ms: dict[str, float] | None = None  # launch - schedule: avg, p99, max
 
     @property
     def availability_pct(self) -> float | None:
@@ -143,12 +155,13 @@ class LoadSummary:
     aborted: int = 0
     # times
     duration_s: float | None = None  # run start (or window start) to the last connection's end
-    achieved_rate: float | None = None  # (launches - 1) / (last launch - first launch)
+    achieved_rate: float | None = None  # (launches - 1) / (last launch - first scheduled launch)
+    achieved_rate_judged: bool = True  # False: an estimate (httperf's tail unknown), not judged
     conn_time_ms: Stats | None = None  # start -> end, of connections with a complete reply
     connect_ms: float | None = None  # avg start -> connected
     response_ms: float | None = None  # avg connected (request sent) -> first byte
     transfer_ms: float | None = None  # avg first byte -> end
-    lateness_ms: dict[str, float] | None = None  # launch - schedule: avg, p99, max
+    lateness_ms: dict[str, float] | None = None  # launch - schedule: avg, p99, max; None: not measured
     max_inflight: int | None = None
     cpu_user_s: float | None = None
     cpu_system_s: float | None = None
@@ -241,6 +254,7 @@ def stream_summary(store: RecordStore, window=None) -> StreamSummary:
     requests = replies = success = aborted = 0
     errors = dict.fromkeys(ERROR_CLASSES, 0)
     outcome, status = store.outcome, store.status
+    late = []
     for i in _indices(store, window):
         o = outcome[i]
         if o in _NOT_ATTEMPTS:
@@ -248,6 +262,7 @@ def stream_summary(store: RecordStore, window=None) -> StreamSummary:
                 aborted += 1
             continue
         requests += 1
+        late.append(store.start[i] - store.scheduled[i])
         if o == Outcome.SUCCESS:
             replies += 1
             success += 1
@@ -255,7 +270,16 @@ def stream_summary(store: RecordStore, window=None) -> StreamSummary:
         if o == Outcome.HTTP_ERROR:
             replies += 1
         errors[error_class(o, status[i])] += 1  # type: ignore[index]
-    return StreamSummary(requests, replies, success, errors, aborted, store.interval, store.timeout)
+    return StreamSummary(requests, replies, success, errors, aborted, store.interval, store.timeout,
+                         lateness_summary(late))
+
+
+def lateness_summary(late: list[float]) -> dict[str, float] | None:
+    """avg, p99 and max of launch lateness (s in, ms out); None when nothing was launched."""
+    if not late:
+        return None
+    late = sorted(late)
+    return {"avg": 1000 * math.fsum(late) / len(late), "p99": 1000 * _pct(late, 99), "max": 1000 * late[-1]}
 
 
 def find_outages(store: RecordStore, window=None, *, load: RecordStore | None = None) -> list[Outage]:
@@ -356,6 +380,7 @@ def _fill_load(s: LoadSummary, load: RecordStore, window) -> None:
     outcome, status = load.outcome, load.status
     sched, start, connected, first, end = load.scheduled, load.start, load.connected, load.first_byte, load.end
     conn_times, connect, response, transfer, late, starts = [], [], [], [], [], []
+    first_scheduled = math.inf
     buckets: dict[int, SecondBucket] = {}
     served: dict[int, int] = {}
     last_end = -math.inf
@@ -368,6 +393,7 @@ def _fill_load(s: LoadSummary, load: RecordStore, window) -> None:
         st = start[i]
         starts.append(st)
         late.append(st - sched[i])
+        first_scheduled = min(first_scheduled, sched[i])
         s.requests += 1
         b = buckets.get(int(st))
         if b is None:
@@ -406,11 +432,8 @@ def _fill_load(s: LoadSummary, load: RecordStore, window) -> None:
     s.connect_ms = 1000 * math.fsum(connect) / len(connect) if connect else None
     s.response_ms = 1000 * math.fsum(response) / len(response) if response else None
     s.transfer_ms = 1000 * math.fsum(transfer) / len(transfer) if transfer else None
-    if late:
-        late.sort()
-        s.lateness_ms = {"avg": 1000 * math.fsum(late) / len(late), "p99": 1000 * _pct(late, 99),
-                         "max": 1000 * late[-1]}
-    s.achieved_rate = achieved_rate(starts)
+    s.lateness_ms = lateness_summary(late)
+    s.achieved_rate = achieved_rate(starts, first_scheduled if starts else None)
     if starts:
         lo = window[0] if window and window[0] is not None else 0.0
         s.duration_s = max(last_end, max(starts)) - lo
@@ -422,15 +445,17 @@ def _fill_load(s: LoadSummary, load: RecordStore, window) -> None:
     s.served_by = {load.names[k]: v for k, v in sorted(served.items(), key=lambda kv: -kv[1])}  # type: ignore[misc]
 
 
-def achieved_rate(starts: list[float]) -> float | None:
-    """Launches per second: (n - 1) / (last launch - first launch), httperf's measure.
+def achieved_rate(starts: list[float], first_scheduled: float | None = None) -> float | None:
+    """Launches per second: (n - 1) / (last launch - first scheduled launch).
 
-    Launches are never early, so a loop that falls behind shows as a longer span. Timer jitter
-    of the last launch alone can lower it on a short run: the validity rule allows 5 ms of it.
+    Launches are never early, so a loop that falls behind, or starts late, shows as a longer
+    span (without `first_scheduled`, the first launch). Timer jitter of the last launch alone
+    can lower it on a short run: the validity rule allows 5 ms of it.
     """
     if len(starts) < 2:
         return None
-    span = max(starts) - min(starts)
+    first = min(starts) if first_scheduled is None else min(first_scheduled, min(starts))
+    span = max(starts) - first
     return (len(starts) - 1) / span if span > 0 else None
 
 
@@ -443,25 +468,46 @@ def _slip(s: LoadSummary) -> float:
 
 
 def _judge(s: LoadSummary) -> None:
-    """Validity: the achieved rate and client-side resource errors."""
+    """Validity (see the module doc): rate, lateness of both streams, client-side resource errors."""
     if s.num_conns and s.requests == 0:
         s.invalid_reasons.append("no connection was attempted")
-    if (s.target_rate and s.achieved_rate is not None and s.achieved_rate < s.target_rate * (1 - RATE_TOLERANCE)
-            and _slip(s) > RATE_SLACK_S):
+    if (s.achieved_rate_judged and s.target_rate and s.achieved_rate is not None
+            and s.achieved_rate < s.target_rate * (1 - RATE_TOLERANCE) and _slip(s) > RATE_SLACK_S):
         short = 100.0 * (1 - s.achieved_rate / s.target_rate)
         s.invalid_reasons.append(
             f"achieved rate {s.achieved_rate:.1f} conn/s is {short:.1f} % under the target {s.target_rate:g} conn/s "
             f"(the load generator could not hold its rate)")
+    if s.requests and s.target_rate:
+        if s.lateness_ms is None:
+            s.notes.append("launch lateness not measured (this engine does not report launch times): "
+                           "the open-loop schedule was not checked")
+        else:
+            _judge_lateness(s, "load", s.lateness_ms, max(LATE_P99_FLOOR_S, 1.0 / s.target_rate),
+                            "max(50 ms, 1/rate)", "the engine fell behind its open-loop schedule and caught up "
+                            "in bursts, so failures during the stall were not measured")
     res = s.client_resource_errors
     if res:
         parts = ", ".join(f"{c} {s.errors[c]}" for c in CLIENT_RESOURCE_CLASSES if s.errors.get(c))
         s.invalid_reasons.append(f"{res} client-side resource errors ({parts}): the client ran out of file "
                                  f"descriptors or local ports")
     if s.probe is not None:
+        if s.probe.lateness_ms is not None:
+            _judge_lateness(s, "probe", s.probe.lateness_ms, s.probe.interval, "its interval",
+                            "downtime is not known to within the probe interval")
         pres = sum(s.probe.errors.get(c, 0) for c in CLIENT_RESOURCE_CLASSES)
         if pres:
-            s.invalid_reasons.append(f"{pres} client-side resource errors on the probe stream")
+            parts = ", ".join(f"{c} {s.probe.errors[c]}" for c in CLIENT_RESOURCE_CLASSES if s.probe.errors.get(c))
+            s.invalid_reasons.append(f"{pres} client-side resource errors on the probe stream ({parts}): "
+                                     f"its failures are the client's, not the service's")
     s.valid = not s.invalid_reasons
-    if s.lateness_ms and s.target_rate and s.lateness_ms["max"] > max(50.0, 2000.0 / s.target_rate):
-        s.notes.append(f"some launches were late by up to {s.lateness_ms['max']:.0f} ms (event loop busy); "
-                       f"each connection's lateness is in its record")
+
+
+def _judge_lateness(s: LoadSummary, stream: str, late_ms: dict[str, float], bound_s: float, bound_name: str,
+                    why: str) -> None:
+    bound_ms = 1000.0 * bound_s
+    if late_ms["p99"] > bound_ms:
+        s.invalid_reasons.append(f"{stream} launches were late against the schedule: p99 lateness "
+                                 f"{late_ms['p99']:.1f} ms is over {bound_ms:.0f} ms ({bound_name}); {why}")
+    if late_ms["max"] > 1000.0 * LATE_MAX_S:
+        s.invalid_reasons.append(f"a {stream} launch was {late_ms['max'] / 1000:.2f} s late (the bound is "
+                                 f"{LATE_MAX_S:g} s): the {stream} stream stalled; {why}")

@@ -72,6 +72,9 @@ class WriteResult:
                 "duration_s": round(self.duration_s, 3), "late_s": round(self.late_s, 3)}
 
 
+NOTHING_CHECKED = "no write was acknowledged, so the no-data-loss check checked nothing"
+
+
 @dataclass
 class LostWrites:
     """The verdict of `verify`: `lost_count` acknowledged writes are gone or altered."""
@@ -94,8 +97,24 @@ class LostWrites:
         return not self.unreadable
 
     @property
+    def failure(self) -> str | None:
+        """Why the no-data-loss check failed (the same words in drills and `hatui load`); None: passed.
+
+        A check that read nothing back proves nothing: zero acknowledged writes, or writes that
+        could not be read back, fail it."""
+        if self.checked == 0:
+            return NOTHING_CHECKED
+        reasons = []
+        if self.lost_count:
+            reasons.append(f"{self.lost_count} acknowledged writes lost")
+        if self.unreadable:
+            reasons.append(f"{len(self.unreadable)} acknowledged writes could not be read back, so their loss "
+                           f"is not ruled out")
+        return "; ".join(reasons) or None
+
+    @property
     def passed(self) -> bool:
-        return self.complete and self.lost_count == 0
+        return self.failure is None
 
     def summary(self) -> str:
         text = f"{self.checked} acknowledged writes checked: {self.ok} intact, {self.lost_count} lost"
@@ -106,7 +125,8 @@ class LostWrites:
         return text
 
     def to_json(self) -> dict[str, Any]:
-        return {"checked": self.checked, "ok": self.ok, "lost": self.lost_count, "lost_ids": self.lost[:100],
+        return {"passed": self.passed, "failure": self.failure,
+                "checked": self.checked, "ok": self.ok, "lost": self.lost_count, "lost_ids": self.lost[:100],
                 "mismatched_ids": self.mismatched[:100], "unreadable": len(self.unreadable),
                 "unreadable_ids": self.unreadable[:100], "served_by": self.served_by,
                 "seconds": round(self.seconds, 3)}
