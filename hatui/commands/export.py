@@ -169,7 +169,8 @@ class Progress:
             r = event.result
             parts = []
             for name, p in r.phases.items():
-                down = f"{p.downtime_ms:.0f} ms" if p.downtime_ms is not None else "none"
+                bound = "≥ " if p.downtime_lower_bound else ""  # the outage was still open at a window edge
+                down = f"{bound}{p.downtime_ms:.0f} ms" if p.downtime_ms is not None else "none"
                 parts.append(f"{name} {p.success}/{p.requests} ok ({p.availability_pct:.2f} %), downtime {down}")
             planned = next((x for x in self.plan.runs if x.run_id == r.run_id), None)
             if planned:

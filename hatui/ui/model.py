@@ -317,7 +317,8 @@ def result_rows(results: Iterable[Any]) -> list[TableRow]:
             severity = Severity.ALERT if broken else (Severity.OK if run.valid else Severity.WARN)
             rows.append(TableRow(f"{run.run_id}/{phase}", severity, [
                 str(n), run.stack, f"{run.rate:g}", phase, str(pr.requests), str(pr.replies), str(pr.error),
-                fmt.percent(pr.availability_pct), fmt.millis(pr.downtime_ms),
+                fmt.percent(pr.availability_pct),
+                ("≥" if pr.downtime_lower_bound else "") + fmt.millis(pr.downtime_ms),
                 ("yes" if run.valid else "NO") + (" !!" if broken else "")]))
     return rows
 
