@@ -84,7 +84,7 @@ class VmSpec:
     cores: int = 1
     memory_mb: int = 512
     disks_gb: list[int] = field(default_factory=lambda: [50, 10])
-    nics: list[str] = field(default_factory=lambda: ["vmbr0", "vmbr1"])  # bridge per NIC (hatui.proxmox.lab_vm_spec derives a lab host's)
+    nics: list[str] = field(default_factory=lambda: ["vmbr0", "vmbr1"])  # bridge per NIC (hatui.vms.lab_vm_spec derives a lab host's)
     storage: str = "local-lvm"
     disk_bus: str = "scsi"  # scsi | virtio | sata
     nic_model: str = "virtio"

@@ -83,7 +83,7 @@ class Core:
         """What a VM action (start, stop, shutdown, snapshot, rollback, delete-snapshot) would send,
         for the confirmation (`.confirmation`, `.command`); sends nothing. Snapshot names default to a
         timestamp."""
-        from hatui.proxmox import plan_vm_action
+        from hatui.vms import plan_vm_action
 
         return plan_vm_action(self.lab, vm_name, action, snapname)
 
@@ -91,7 +91,7 @@ class Core:
                         start_after_rollback: bool = False):
         """Run a planned VM action (or plan and run `action` on a VM) and wait for its Proxmox task.
         Refused in read-only mode. Returns the TaskResult (None: nothing to do); ProxmoxError on failure."""
-        from hatui.proxmox import VmActionPlan, run_vm_action
+        from hatui.vms import VmActionPlan, run_vm_action
 
         if self.read_only:
             what = plan_or_vm.description if isinstance(plan_or_vm, VmActionPlan) else f"{action} VM {plan_or_vm}"
@@ -144,7 +144,8 @@ class Core:
     def proxmox_client(self):
         """A blocking Proxmox client (hatui.proxmox.PveClient) for this thread, from `pve_settings`
         or lab.toml's [proxmox]; use one per thread."""
-        from hatui.proxmox import PveClient, lab_client
+        from hatui.proxmox import PveClient
+        from hatui.vms import lab_client
 
         return PveClient(self.pve_settings) if self.pve_settings is not None else lab_client(self.lab)
 

@@ -69,7 +69,7 @@ def test_headless_export_does_not_import_textual(tmp_path):
 FRONT_END_FORBIDDEN = ("hatui.transport", "hatui.load.engine", "hatui.load.httperf", "hatui.drill.runner",
                        "hatui.collectors.cluster.collect_state", "hatui.load.make_run", "hatui.load.LoadRun",
                        "hatui.load.ShardedRun", "hatui.load.HttperfRun", "hatui.proxmox.PveClient",
-                       "hatui.proxmox.lab_client")
+                       "hatui.vms.lab_client")
 
 
 def front_end_offenders(directory: Path) -> dict[str, list[str]]:

@@ -58,7 +58,7 @@ def backend(tmp_lab):
 
 
 def test_bridges_and_vm_specs_follow_lab_toml():
-    from hatui.proxmox import lab_bridges, lab_vm_specs
+    from hatui.vms import lab_bridges, lab_vm_specs
 
     lab = load_lab(REPO / "lab.toml")
     assert lab_bridges(lab) == {"public": "vmbr0", "vm-replication": "vmbr1"}
@@ -164,7 +164,8 @@ def test_vms_command_errors_are_one_clear_line(tmp_lab, capsys):
 def test_core_vm_entry_points(tmp_lab):
     from hatui.core import Core
     from hatui.drill.faults import ReadOnlyError
-    from hatui.proxmox import ProxmoxConfigError, ProxmoxNotFoundError, VmActionPlan
+    from hatui.proxmox import ProxmoxConfigError, ProxmoxNotFoundError
+    from hatui.vms import VmActionPlan
 
     lab = load_lab(tmp_lab)
     core = Core(lab, read_only=True)
@@ -209,7 +210,7 @@ def hatui(*argv: str, timeout: float = 240) -> subprocess.CompletedProcess[str]:
 
 
 def pve_client(lab):
-    from hatui.proxmox import lab_client
+    from hatui.vms import lab_client
 
     return lab_client(lab)
 
@@ -245,7 +246,7 @@ def ensure_vm_pair_running(lab) -> None:
     """vm01a+vm01b created and running, pair vm01 stable (for tests that run alone)."""
     from hatui.lab.pairs import wait_stable
 
-    from hatui.proxmox import lab_vm_spec
+    from hatui.vms import lab_vm_spec
 
     client = pve_client(lab)
     for h in ("vm01a", "vm01b"):

@@ -133,7 +133,8 @@ def _load_lab(args: argparse.Namespace):
 
 def _settings(args: argparse.Namespace, lab):
     """lab.toml's [proxmox], with each flag (or HATUI_PVE_* variable) given replacing its field."""
-    from hatui.proxmox import DEFAULT_SECRET_ENV, DEFAULT_TIMEOUT, PveSettings, lab_settings
+    from hatui.proxmox import DEFAULT_SECRET_ENV, DEFAULT_TIMEOUT, PveSettings
+    from hatui.vms import lab_settings
 
     px = lab.proxmox if lab is not None else None
     flags = (args.endpoint, args.token_id, args.token_secret_file, args.ca_file, args.fingerprint, args.timeout)
@@ -251,7 +252,8 @@ def _task(res) -> dict:
 
 
 def _create(client, args: argparse.Namespace, lab) -> int:
-    from hatui.proxmox import VmSpec, lab_vm_host, lab_vm_spec
+    from hatui.proxmox import VmSpec
+    from hatui.vms import lab_vm_host, lab_vm_spec
 
     if args.vmid is not None:
         if not args.name or not args.node:
@@ -328,7 +330,8 @@ def _each(client, args: argparse.Namespace, lab) -> int:
 
 def _resolve(client, args: argparse.Namespace, lab) -> list[tuple[int, str]]:
     """(vmid, label) of the named VMs: lab.toml host names, VMIDs, else Proxmox VM names."""
-    from hatui.proxmox import ProxmoxNotFoundError, lab_vm_host
+    from hatui.proxmox import ProxmoxNotFoundError
+    from hatui.vms import lab_vm_host
 
     if args.all:
         if lab is not None and lab.vms:

@@ -130,10 +130,10 @@ async def execute_fault(lab: Lab, fault: FaultAction, pool: SshPool, *, lab_faul
                 ok, detail = False, str(exc)
         pool.reset_backoff(fault.host)
     else:
-        from hatui import proxmox  # noqa: PLC0415 - only when VMs are in play
+        from hatui import vms  # noqa: PLC0415 - only when VMs are in play
 
         try:
-            await proxmox.vm_power(lab, fault.host, "stop" if fault.action == "stop-vm" else "start")
+            await vms.vm_power(lab, fault.host, "stop" if fault.action == "stop-vm" else "start")
             ok, detail = True, "done"
         except HatuiError as exc:
             ok, detail = False, str(exc)

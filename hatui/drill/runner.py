@@ -358,23 +358,23 @@ class DrillRunner:
     # -- VM snapshots around a virtual run (lab.toml drill.snapshot_vms; hatui.proxmox) -------
 
     async def _vm_snapshot(self, planned: PlannedRun, pair: Pair, index: int) -> str:
-        from hatui import proxmox
+        from hatui import vms as lab_vms
 
         name = f"hatui-drill-{int(time.time())}-{index}"
         vms = [pair.master, pair.slave]
         try:
-            await proxmox.drill_snapshot(self.lab, vms, name)
+            await lab_vms.drill_snapshot(self.lab, vms, name)
         except HatuiError as exc:
             raise RefusedError(f"could not snapshot the VMs {', '.join(vms)} before {planned.run_id}: {exc}") from None
         self.journal.write("vm-snapshot", run_id=planned.run_id, snapshot=name, vms=vms)
         return name
 
     async def _vm_rollback(self, planned: PlannedRun, pair: Pair, name: str) -> str | None:
-        from hatui import proxmox
+        from hatui import vms as lab_vms
 
         vms = [pair.master, pair.slave]
         try:
-            await proxmox.drill_rollback(self.lab, vms, name)
+            await lab_vms.drill_rollback(self.lab, vms, name)
         except HatuiError as exc:
             self.journal.write("vm-rollback", run_id=planned.run_id, snapshot=name, vms=vms, error=str(exc))
             return f"rollback of {', '.join(vms)} to snapshot {name} failed: {exc}"

@@ -5,7 +5,7 @@ backend that turns a started VM into a real lab host.
 
 - one network namespace per Proxmox node (``hatui-pve1``, ``hatui-pve2``) holding that node's
   bridges ``vmbr0``, ``vmbr1``, ... each uplinked into the lab network the VMs' NICs use
-  (`hatui.proxmox.lab_bridges`: vmbr0 -> public, vmbr1 -> vm-replication);
+  (`hatui.vms.lab_bridges`: vmbr0 -> public, vmbr1 -> vm-replication);
 - the emulator ``python -m hatui.lab.pve`` with state dir ``{state_dir}/pve``, listening on the
   endpoint's loopback address and port, the nodes and token id of lab.toml, and this module's
   `LabVmBackend`. Its PID (with its start time) is recorded in lab-state.json under ``pve``.
@@ -57,7 +57,7 @@ from hatui.lab.node import host_running, poweroff_hosts
 from hatui.lab.pve import READY_FILE
 from hatui.lab.state import (LabError, LabPaths, is_ours, kill_recorded, lab_lock, lab_paths, load_state, proc_stat,
                              update_state)
-from hatui.proxmox import _nic_order, lab_bridges
+from hatui.vms import lab_bridges, nic_order
 
 log = logging.getLogger(__name__)
 
@@ -333,7 +333,7 @@ class LabVmBackend:
         Raises RuntimeError when the VM's NICs do not fit the lab host."""
         if vm.node not in (self.lab.proxmox.nodes if self.lab.proxmox else []):
             raise RuntimeError(f"VM {vm.vmid} is on node {vm.node}, which is not a node of {self.lab.path}")
-        nics = sorted(host.nics.values(), key=lambda n: _nic_order(n.name))
+        nics = sorted(host.nics.values(), key=lambda n: nic_order(n.name))
         vm_nics = list(vm.nics)
         plan: dict[str, tuple[str, str]] = {}
         for i, nic in enumerate(nics):
@@ -352,7 +352,7 @@ class LabVmBackend:
     def nic_macs(self, vm: Any, host: Host) -> dict[str, str]:
         """Host NIC -> the MAC of the VM's NIC (net0 -> eth0, ...): a VM keeps its MACs across boots, so
         its neighbours' ARP caches stay right (a random MAC per boot left the host unreachable for ~1 min)."""
-        nics = sorted(host.nics.values(), key=lambda n: _nic_order(n.name))
+        nics = sorted(host.nics.values(), key=lambda n: nic_order(n.name))
         return {nic.name: vm_nic.mac.lower() for nic, vm_nic in zip(nics, vm.nics) if vm_nic.mac}
 
     # -- hooks ------------------------------------------------------------------------------
