@@ -121,7 +121,7 @@ def run_status(args: argparse.Namespace) -> int:
         leg = st["host_leg"]
         print(f"  root leg   {leg['name']} {leg['address']} on {leg['network']};  route {st['route']}")
     print(f"  ssh        key {st['ssh']['key_file']}  known_hosts {st['ssh']['known_hosts']}")
-    if st.get("proxmox"):  # hatui.lab.pve_lab
+    if st.get("proxmox"):  # hatui.lab.vms
         px = st["proxmox"]
         print(f"  proxmox    emulator {'running' if px['running'] else 'NOT running'} (PID {px['pid']}) on {px['url']}, "
               f"nodes {', '.join(px['nodes'] or [])}; VMs: hatui vms list")
@@ -154,14 +154,15 @@ def run_fault(args: argparse.Namespace) -> int:
 def run_exec(args: argparse.Namespace) -> int:
     import os
 
-    from hatui.lab import hosts as ops
+    from hatui.lab.hosts import host_command
+    from hatui.lab.preflight import require_root
 
     lab = _lab(args)
-    ops.require_root("hatui lab exec")
+    require_root("hatui lab exec")
     if args.host not in lab.hosts:
         raise UsageError(f"no host named {args.host!r} in {lab.path}")
     cmd = args.cmd[1:] if args.cmd[:1] == ["--"] else list(args.cmd)
-    argv = ops.host_command(lab, args.host) + (cmd or ["/bin/bash"])
+    argv = host_command(lab, args.host) + (cmd or ["/bin/bash"])
     from hatui.lab.netns import CLEAN_ENV
 
     os.execvpe(argv[0], argv, {**CLEAN_ENV, "TERM": os.environ.get("TERM", "xterm")})
