@@ -981,6 +981,27 @@ def _snap_disks(c: Cluster, vm: Vm) -> list[tuple[str, str]]:
     return [(d.key, d.volume) for d in c.vm_info(vm).disks]
 
 
+def _lvmthin_name(volume: str) -> str | None:
+    """The logical volume behind `volume` when its storage is lvmthin (PVE logs those), else None."""
+    storage, _, name = volume.partition(":")
+    return name if STORAGES.get(storage, {}).get("type") == "lvmthin" else None
+
+
+def _snapshot_of(vm: Vm, name: str, error: Callable[[str], Exception]) -> dict[str, Any]:
+    snap = vm.snapshots.get(name)
+    if snap is None:
+        raise error(f"snapshot '{name}' does not exist")
+    return snap
+
+
+def _unlock_after_failure(c: Cluster, vm: Vm, lock: str) -> None:
+    """A failed task drops its own lock only, not one set since by someone else."""
+    with c.lock:
+        if vm.config.get("lock") == lock:
+            vm.config.pop("lock")
+        c.save()
+
+
 @route("POST", "/nodes/{node}/qemu/{vmid}/snapshot", {"snapname": S.SNAPNAME, "description": P(), "vmstate": P(type="boolean")})
 def snapshot_create(c: Cluster, caller: Caller, p: dict[str, Any]) -> Any:
     node, vmid, name = p["node"], int(p["vmid"]), p["snapname"]
@@ -1022,16 +1043,14 @@ def snapshot_create(c: Cluster, caller: Caller, p: dict[str, Any]) -> Any:
                 ctx.log("completed saving the VM state in 1s, saved 180.12 MiB")
             for key, volume in _snap_disks(c, vm):
                 ctx.log(f"snapshotting 'drive-{key}' ({volume})")
-                if STORAGES.get(volume.split(":", 1)[0], {}).get("type") == "lvmthin":
-                    ctx.log(f'  Logical volume "snap_{volume.split(":", 1)[1]}_{name}" created.')
+                if lv := _lvmthin_name(volume):
+                    ctx.log(f'  Logical volume "snap_{lv}_{name}" created.')
             ctx.sleep()
             c.call_backend("snapshot", vm, name)
         except BaseException:
-            with c.lock:
+            with c.lock:  # re-entrant: drop the snapshot and the lock in one step
                 vm.snapshots.pop(name, None)
-                if vm.config.get("lock") == "snapshot":
-                    vm.config.pop("lock")
-                c.save()
+                _unlock_after_failure(c, vm, "snapshot")
             raise
         with c.lock:
             vm.snapshots[name].pop("snapstate", None)
@@ -1051,10 +1070,7 @@ def snapshot_index(c: Cluster, caller: Caller, p: dict[str, Any]) -> Any:
 @route("GET", "/nodes/{node}/qemu/{vmid}/snapshot/{snapname}/config")
 def snapshot_config_get(c: Cluster, caller: Caller, p: dict[str, Any]) -> Any:
     vm = c.vm_on(p["node"], int(p["vmid"]))
-    snap = vm.snapshots.get(p["snapname"])
-    if snap is None:
-        raise die(f"snapshot '{p['snapname']}' does not exist")
-    return copy.deepcopy(snap)
+    return copy.deepcopy(_snapshot_of(vm, p["snapname"], die))
 
 
 @route("PUT", "/nodes/{node}/qemu/{vmid}/snapshot/{snapname}/config", {"description": P()})
@@ -1062,9 +1078,7 @@ def snapshot_config_put(c: Cluster, caller: Caller, p: dict[str, Any]) -> Any:
     vm = c.vm_on(p["node"], int(p["vmid"]))
     if vm.config.get("lock"):
         raise die(locked(vm.config["lock"]))
-    snap = vm.snapshots.get(p["snapname"])
-    if snap is None:
-        raise die(f"snapshot '{p['snapname']}' does not exist")
+    snap = _snapshot_of(vm, p["snapname"], die)
     if "description" in p:
         snap["description"] = p["description"]
         c.save()
@@ -1078,9 +1092,7 @@ def snapshot_delete(c: Cluster, caller: Caller, p: dict[str, Any]) -> Any:
     force = S.to_bool(p.get("force"))
 
     def body(ctx: TaskCtx) -> Generator[None, None, None]:
-        snap = vm.snapshots.get(name)
-        if snap is None:
-            raise TaskError(f"snapshot '{name}' does not exist")
+        snap = _snapshot_of(vm, name, TaskError)
         if vm.config.get("lock"):
             raise TaskError(locked(vm.config["lock"]))
         vm.config["lock"] = "snapshot-delete"
@@ -1089,8 +1101,8 @@ def snapshot_delete(c: Cluster, caller: Caller, p: dict[str, Any]) -> Any:
         yield
         try:
             for key, volume in _snap_disks(c, vm):
-                if STORAGES.get(volume.split(":", 1)[0], {}).get("type") == "lvmthin":
-                    ctx.log(f'  Logical volume "snap_{volume.split(":", 1)[1]}_{name}" successfully removed.')
+                if lv := _lvmthin_name(volume):
+                    ctx.log(f'  Logical volume "snap_{lv}_{name}" successfully removed.')
             ctx.sleep()
             try:
                 c.call_backend("delete_snapshot", vm, name)
@@ -1099,10 +1111,7 @@ def snapshot_delete(c: Cluster, caller: Caller, p: dict[str, Any]) -> Any:
                     raise
                 ctx.warn(f"{exc} (ignored, force)")
         except BaseException:
-            with c.lock:
-                if vm.config.get("lock") == "snapshot-delete":
-                    vm.config.pop("lock")
-                c.save()
+            _unlock_after_failure(c, vm, "snapshot-delete")
             raise
         with c.lock:
             parent = snap.get("parent")
@@ -1134,9 +1143,7 @@ def snapshot_rollback(c: Cluster, caller: Caller, p: dict[str, Any]) -> Any:
     start = S.to_bool(p.get("start"))
 
     def body(ctx: TaskCtx) -> Generator[None, None, None]:
-        snap = vm.snapshots.get(name)
-        if snap is None:
-            raise TaskError(f"snapshot '{name}' does not exist")
+        snap = _snapshot_of(vm, name, TaskError)
         if vm.config.get("template"):
             raise TaskError("you can't rollback if vm is a template")
         if snap.get("snapstate"):
@@ -1155,16 +1162,13 @@ def snapshot_rollback(c: Cluster, caller: Caller, p: dict[str, Any]) -> Any:
                 with c.lock:
                     c.set_stopped(vm)
             for key, volume in _snap_disks(c, vm):
-                if STORAGES.get(volume.split(":", 1)[0], {}).get("type") == "lvmthin":
-                    ctx.log(f'  Logical volume "{volume.split(":", 1)[1]}" successfully removed.')
-                    ctx.log(f'  Logical volume "{volume.split(":", 1)[1]}" created.')
+                if lv := _lvmthin_name(volume):
+                    ctx.log(f'  Logical volume "{lv}" successfully removed.')
+                    ctx.log(f'  Logical volume "{lv}" created.')
             ctx.sleep()
             c.call_backend("rollback", vm, name)
         except BaseException:
-            with c.lock:
-                if vm.config.get("lock") == "rollback":
-                    vm.config.pop("lock")
-                c.save()
+            _unlock_after_failure(c, vm, "rollback")
             raise
         with c.lock:
             keep = {k: v for k, v in vm.config.items() if k == "description" or k.startswith("unused")}
