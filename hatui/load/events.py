@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from dataclasses import dataclass, field
-from typing import Any, AsyncIterator, Callable, ClassVar
+from typing import Any, AsyncIterator, Callable, ClassVar, Iterable
 
 log = logging.getLogger(__name__)
 
@@ -153,23 +153,21 @@ class EventHub:
                 fn(event)
             except Exception:  # a broken listener must not break the run
                 log.exception("load event listener %r failed", fn)
-        for q in self._queues:
-            if q.full():
-                try:
-                    q.get_nowait()
-                except asyncio.QueueEmpty:
-                    pass
-            q.put_nowait(event)
+        self._put_all(event)
 
     def close(self) -> None:
         self.closed = True
+        self._put_all(None)  # None ends every iterator
+
+    def _put_all(self, item: LoadEvent | None) -> None:
+        """Into every reader's queue; a full one drops its oldest item rather than block the run."""
         for q in self._queues:
             if q.full():
                 try:
                     q.get_nowait()
                 except asyncio.QueueEmpty:
                     pass
-            q.put_nowait(None)
+            q.put_nowait(item)
 
     async def iterate(self) -> AsyncIterator[LoadEvent]:
         q: asyncio.Queue = asyncio.Queue(_QUEUE_MAX)
@@ -194,6 +192,23 @@ class EventSource:
 
     _hub: EventHub
     _state: str
+    _stop_requested: bool | None  # None, or the abort flag when stop() came before run()
+
+    def _open_hub(self, listeners: Iterable[Listener]) -> None:
+        """For __init__: a new run with its listeners, not started, no stop asked."""
+        self._hub = EventHub()
+        for fn in listeners:
+            self._hub.add(fn)
+        self._state = "new"
+        self._stop_requested = None
+
+    def _stop_now(self, abort: bool) -> bool:
+        """The head of every `stop()`: False before `run()` (the stop is kept for run() to do)
+        and after the end (nothing left to stop)."""
+        if self._state == "new":
+            self._stop_requested = abort
+            return False
+        return self._state != "done"
 
     @property
     def state(self) -> str:

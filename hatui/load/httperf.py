@@ -25,7 +25,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from hatui.errors import HatuiError
-from hatui.load.events import Counters, EventHub, EventSource, Listener, LoadFinished, LoadStarted, Tick
+from hatui.load.events import Counters, EventSource, Listener, LoadFinished, LoadStarted, Tick
 from hatui.load.records import ERROR_CLASSES
 from hatui.load.spec import LoadSpec, LoadSpecError, ProbeSpec, resolve
 from hatui.load.summary import (RATE_TOLERANCE, STATUS_CLASSES, LoadRecording, LoadSummary, Stats, _judge, find_outages,
@@ -322,13 +322,9 @@ class HttperfRun(EventSource):
         self.httperf = httperf
         self.hog = hog
         self._address = address
-        self._hub = EventHub()
-        for fn in listeners:
-            self._hub.add(fn)
-        self._state = "new"
+        self._open_hub(listeners)
         self._proc: asyncio.subprocess.Process | None = None
         self._probe_run = None
-        self._stop_requested: bool | None = None
         self._stopped = False
         self._t0 = 0.0
         self.raw_output = ""
@@ -345,10 +341,7 @@ class HttperfRun(EventSource):
                         target_rate=self.spec.rate, num_conns=self.spec.num_conns)
 
     def stop(self, abort: bool = False) -> None:
-        if self._state == "new":
-            self._stop_requested = abort
-            return
-        if self._state == "done":
+        if not self._stop_now(abort):
             return
         self._state = "stopping"
         self._stopped = True

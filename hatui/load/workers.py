@@ -23,7 +23,7 @@ import time
 from array import array
 
 from hatui.load.engine import LoadRun, _cpu_times, new_event_loop
-from hatui.load.events import (Counters, EventHub, EventSource, Listener, LoadEvent, LoadFinished, LoadStarted,
+from hatui.load.events import (Counters, EventSource, Listener, LoadEvent, LoadFinished, LoadStarted,
                                OutageEnded, OutageStarted, ServedByChanged, StreamCounters, Tick)
 from hatui.load.records import RecordStore
 from hatui.load.spec import LoadSpec, LoadSpecError, ProbeSpec, ServedBy, resolve
@@ -53,16 +53,12 @@ class ShardedRun(EventSource):
         self.target = spec.target
         self.python = python
         self._address = address
-        self._hub = EventHub()
-        for fn in listeners:
-            self._hub.add(fn)
-        self._state = "new"
+        self._open_hub(listeners)
         self._procs: list[asyncio.subprocess.Process] = []
         self._wcounters: list[StreamCounters | None] = [None] * workers
         self._wresults: list[dict | None] = [None] * workers
         self._werrors: list[str] = []
         self._probe_run: LoadRun | None = None
-        self._stop_requested: bool | None = None
         self._stopped = False
         self._t0 = 0.0
         self.result: LoadRecording | None = None
@@ -86,10 +82,7 @@ class ShardedRun(EventSource):
                         target_rate=self.spec.rate, num_conns=self.spec.num_conns)
 
     def stop(self, abort: bool = False) -> None:
-        if self._state == "new":
-            self._stop_requested = abort
-            return
-        if self._state == "done":
+        if not self._stop_now(abort):
             return
         self._state = "stopping"
         self._stopped = True
