@@ -69,10 +69,14 @@ def _timed(host: str, action: str, fn: Callable[[], str]) -> FaultResult:
     return FaultResult(host, action, started, time.monotonic() - t0, detail)
 
 
-def stop_heartbeat(lab: Lab, host: str) -> FaultResult:
+def _runs_heartbeat(lab: Lab, host: str) -> None:
     _running(lab, host)
     if hosts.pair_of(lab, host) is None:
         raise UsageError(f"{host} runs no Heartbeat (it is in no pair)")
+
+
+def stop_heartbeat(lab: Lab, host: str) -> FaultResult:
+    _runs_heartbeat(lab, host)
 
     def act() -> str:
         hosts.stop_heartbeat(lab, host)
@@ -81,9 +85,7 @@ def stop_heartbeat(lab: Lab, host: str) -> FaultResult:
 
 
 def start_heartbeat(lab: Lab, host: str) -> FaultResult:
-    _running(lab, host)
-    if hosts.pair_of(lab, host) is None:
-        raise UsageError(f"{host} runs no Heartbeat (it is in no pair)")
+    _runs_heartbeat(lab, host)
 
     def act() -> str:
         hosts.start_heartbeat(lab, host)
