@@ -223,3 +223,43 @@ class EventSource:
     def events(self) -> AsyncIterator[LoadEvent]:
         """Async iterator of this run's events; ends after `LoadFinished`."""
         return self._hub.iterate()
+
+
+class ProcessRun(EventSource):
+    """What the runs whose load comes from other processes (HttperfRun, ShardedRun) share: the
+    probe stream runs here, in `_probe_run` (a LoadRun, or None without a probe)."""
+
+    spec: Any  # LoadSpec
+    summary: Any  # LoadSummary | None
+    _probe_run: Any
+    _stopped: bool
+
+    def _counters(self, elapsed: float, load: StreamCounters | None) -> Counters:
+        probe = self._probe_run.counters.probe if self._probe_run is not None else None
+        return Counters(state=self._state, elapsed=elapsed, load=load, probe=probe,
+                        target_rate=self.spec.rate, num_conns=self.spec.num_conns)
+
+    def _begin_stop(self, abort: bool) -> bool:
+        """The head of `stop()`: True when the senders must be told to stop now."""
+        if not self._stop_now(abort):
+            return False
+        self._state = "stopping"
+        self._stopped = True
+        return True
+
+    async def _end_probe(self, probe_task: asyncio.Future | None) -> None:
+        """Stop the probe stream and wait for it (being cancelled is a normal end for it)."""
+        if probe_task is None:
+            return
+        self._probe_run.stop()
+        try:
+            await probe_task
+        except asyncio.CancelledError:
+            pass
+
+    def _finish(self, summary: Any) -> Any:
+        """The end of `run()`: keep the summary, hand it to the listeners, end the iterators."""
+        self.summary = summary
+        self._hub.emit(LoadFinished(summary))
+        self._hub.close()
+        return summary

@@ -778,14 +778,9 @@ def vm_stop(c: Cluster, caller: Caller, p: dict[str, Any]) -> Any:
                     t.cancel.set()
         yield
         with _Flock(c, vmid):
-            with c.lock:
-                vm = _current(c, node, vmid, _no_conf(node, vmid))
-                c.reconcile(vm)
-                if vm.status != "running":
-                    return
-                if vm.config.get("lock") and not skiplock:
-                    raise TaskError(locked(vm.config["lock"]))
-            c.do_stop(ctx, vm)
+            vm = _vm_to_stop(c, node, vmid, skiplock)
+            if vm is not None:
+                c.do_stop(ctx, vm)
 
     return c.start_task(node, "qmstop", str(vmid), caller.userid, body)
 
@@ -812,16 +807,23 @@ def vm_shutdown(c: Cluster, caller: Caller, p: dict[str, Any]) -> Any:
         _current(c, node, vmid, _no_conf(node, vmid))
         yield
         with _Flock(c, vmid):
-            with c.lock:
-                vm = _current(c, node, vmid, _no_conf(node, vmid))
-                c.reconcile(vm)
-                if vm.status != "running":
-                    return
-                if vm.config.get("lock") and not skiplock:
-                    raise TaskError(locked(vm.config["lock"]))
-            c.do_stop(ctx, vm, graceful=True, timeout=timeout)
+            vm = _vm_to_stop(c, node, vmid, skiplock)
+            if vm is not None:
+                c.do_stop(ctx, vm, graceful=True, timeout=timeout)
 
     return c.start_task(node, "qmshutdown", str(vmid), caller.userid, body)
+
+
+def _vm_to_stop(c: Cluster, node: str, vmid: int, skiplock: bool) -> Vm | None:
+    """The VM a stop or shutdown task acts on, None when it is not running (nothing to do)."""
+    with c.lock:
+        vm = _current(c, node, vmid, _no_conf(node, vmid))
+        c.reconcile(vm)
+        if vm.status != "running":
+            return None
+        if vm.config.get("lock") and not skiplock:
+            raise TaskError(locked(vm.config["lock"]))
+        return vm
 
 
 def _running_vm(c: Cluster, node: str, vmid: int) -> Vm:
