@@ -121,6 +121,12 @@ def root_only(caller: Caller, p: dict[str, Any], names: tuple[str, ...]) -> None
         raise param_error(errors)
 
 
+def _refuse_locked(vm: Vm, error: Callable[[str], Exception], skiplock: bool = False) -> None:
+    """A VM under a config lock (snapshot, migrate...) takes no change, unless the caller skips the lock."""
+    if vm.config.get("lock") and not skiplock:
+        raise error(locked(vm.config["lock"]))
+
+
 # ============================================================================================
 # access
 
@@ -518,8 +524,7 @@ def qemu_destroy(c: Cluster, caller: Caller, p: dict[str, Any]) -> Any:
     skiplock = S.to_bool(p.get("skiplock"))
 
     def body(ctx: TaskCtx) -> Generator[None, None, None]:
-        if vm.config.get("lock") and not skiplock:
-            raise TaskError(locked(vm.config["lock"]))
+        _refuse_locked(vm, TaskError, skiplock=skiplock)
         yield
         ctx.sleep()
         c.call_backend("destroy", vm, optional=True)
@@ -580,8 +585,7 @@ def _config_update(c: Cluster, caller: Caller, p: dict[str, Any]) -> tuple[Vm, d
         raise die("no options specified")
     if digest is not None and digest != config_digest(vm.config, vm.snapshots):
         raise die("checksum mismatch (file change by other user?)")
-    if vm.config.get("lock") and not skiplock:
-        raise die(locked(vm.config["lock"]))
+    _refuse_locked(vm, die, skiplock=skiplock)
     errors = {k: "unable to delete required option" for k in delete if k in ("vmid", "node")}
     both = {k: "it is not possible to set and delete the same option" for k in delete if k in p}
     if errors or both:
@@ -821,8 +825,7 @@ def _vm_to_stop(c: Cluster, node: str, vmid: int, skiplock: bool) -> Vm | None:
         c.reconcile(vm)
         if vm.status != "running":
             return None
-        if vm.config.get("lock") and not skiplock:
-            raise TaskError(locked(vm.config["lock"]))
+        _refuse_locked(vm, TaskError, skiplock=skiplock)
         return vm
 
 
@@ -847,8 +850,7 @@ def vm_reboot(c: Cluster, caller: Caller, p: dict[str, Any]) -> Any:
         yield
         with _Flock(c, vmid):
             with c.lock:
-                if vm.config.get("lock"):
-                    raise TaskError(locked(vm.config["lock"]))
+                _refuse_locked(vm, TaskError)
             c.do_stop(ctx, vm, graceful=True)
             c.do_start(ctx, vm)
 
@@ -865,8 +867,7 @@ def vm_reset(c: Cluster, caller: Caller, p: dict[str, Any]) -> Any:
     skiplock = S.to_bool(p.get("skiplock"))
 
     def body(ctx: TaskCtx) -> Generator[None, None, None]:
-        if vm.config.get("lock") and not skiplock:
-            raise TaskError(locked(vm.config["lock"]))
+        _refuse_locked(vm, TaskError, skiplock=skiplock)
         yield
         ctx.sleep()
         c.call_backend("stop", vm)
@@ -896,8 +897,7 @@ def vm_suspend(c: Cluster, caller: Caller, p: dict[str, Any]) -> Any:
     storage = p.get("statestorage", "local-lvm")
 
     def body(ctx: TaskCtx) -> Generator[None, None, None]:
-        if vm.config.get("lock") and not skiplock:
-            raise TaskError(locked(vm.config["lock"]))
+        _refuse_locked(vm, TaskError, skiplock=skiplock)
         if todisk:
             vm.config["lock"] = "suspending"
             c.save()
@@ -983,6 +983,12 @@ def _snap_disks(c: Cluster, vm: Vm) -> list[tuple[str, str]]:
     return [(d.key, d.volume) for d in c.vm_info(vm).disks]
 
 
+def _snapshot_target(c: Cluster, p: dict[str, Any]) -> tuple[str, int, str, Vm]:
+    """node, vmid, snapshot name and the VM of a snapshot route."""
+    node, vmid = p["node"], int(p["vmid"])
+    return node, vmid, p["snapname"], c.vm_on(node, vmid)
+
+
 def _lvmthin_name(volume: str) -> str | None:
     """The logical volume behind `volume` when its storage is lvmthin (PVE logs those), else None."""
     storage, _, name = volume.partition(":")
@@ -1006,8 +1012,7 @@ def _unlock_after_failure(c: Cluster, vm: Vm, lock: str) -> None:
 
 @route("POST", "/nodes/{node}/qemu/{vmid}/snapshot", {"snapname": S.SNAPNAME, "description": P(), "vmstate": P(type="boolean")})
 def snapshot_create(c: Cluster, caller: Caller, p: dict[str, Any]) -> Any:
-    node, vmid, name = p["node"], int(p["vmid"]), p["snapname"]
-    vm = c.vm_on(node, vmid)
+    node, vmid, name, vm = _snapshot_target(c, p)
     if name == "current":
         raise die("unable to use snapshot name 'current' (reserved name)")
     if name.lower() == "pending":
@@ -1016,8 +1021,7 @@ def snapshot_create(c: Cluster, caller: Caller, p: dict[str, Any]) -> Any:
     description = p.get("description", "")
 
     def body(ctx: TaskCtx) -> Generator[None, None, None]:
-        if vm.config.get("lock"):
-            raise TaskError(locked(vm.config["lock"]))
+        _refuse_locked(vm, TaskError)
         if name in vm.snapshots:
             raise TaskError(f"snapshot name '{name}' already used")
         if vm.config.get("template"):
@@ -1078,8 +1082,7 @@ def snapshot_config_get(c: Cluster, caller: Caller, p: dict[str, Any]) -> Any:
 @route("PUT", "/nodes/{node}/qemu/{vmid}/snapshot/{snapname}/config", {"description": P()})
 def snapshot_config_put(c: Cluster, caller: Caller, p: dict[str, Any]) -> Any:
     vm = c.vm_on(p["node"], int(p["vmid"]))
-    if vm.config.get("lock"):
-        raise die(locked(vm.config["lock"]))
+    _refuse_locked(vm, die)
     snap = _snapshot_of(vm, p["snapname"], die)
     if "description" in p:
         snap["description"] = p["description"]
@@ -1089,14 +1092,12 @@ def snapshot_config_put(c: Cluster, caller: Caller, p: dict[str, Any]) -> Any:
 
 @route("DELETE", "/nodes/{node}/qemu/{vmid}/snapshot/{snapname}", {"force": P(type="boolean")})
 def snapshot_delete(c: Cluster, caller: Caller, p: dict[str, Any]) -> Any:
-    node, vmid, name = p["node"], int(p["vmid"]), p["snapname"]
-    vm = c.vm_on(node, vmid)
+    node, vmid, name, vm = _snapshot_target(c, p)
     force = S.to_bool(p.get("force"))
 
     def body(ctx: TaskCtx) -> Generator[None, None, None]:
         snap = _snapshot_of(vm, name, TaskError)
-        if vm.config.get("lock"):
-            raise TaskError(locked(vm.config["lock"]))
+        _refuse_locked(vm, TaskError)
         vm.config["lock"] = "snapshot-delete"
         snap["snapstate"] = "delete"
         c.save()
@@ -1140,8 +1141,7 @@ SNAP_ONLY_KEYS = ("snaptime", "vmstate", "runningmachine", "runningcpu", "snapst
 
 @route("POST", "/nodes/{node}/qemu/{vmid}/snapshot/{snapname}/rollback", {"start": P(type="boolean")})
 def snapshot_rollback(c: Cluster, caller: Caller, p: dict[str, Any]) -> Any:
-    node, vmid, name = p["node"], int(p["vmid"]), p["snapname"]
-    vm = c.vm_on(node, vmid)
+    node, vmid, name, vm = _snapshot_target(c, p)
     start = S.to_bool(p.get("start"))
 
     def body(ctx: TaskCtx) -> Generator[None, None, None]:
@@ -1150,8 +1150,7 @@ def snapshot_rollback(c: Cluster, caller: Caller, p: dict[str, Any]) -> Any:
             raise TaskError("you can't rollback if vm is a template")
         if snap.get("snapstate"):
             raise TaskError(f"unable to rollback to incomplete snapshot (snapstate = {snap['snapstate']})")
-        if vm.config.get("lock"):
-            raise TaskError(locked(vm.config["lock"]))
+        _refuse_locked(vm, TaskError)
         vm.config["lock"] = "rollback"
         c.save()
         yield
@@ -1212,8 +1211,7 @@ def vm_migrate(c: Cluster, caller: Caller, p: dict[str, Any]) -> Any:
     if target not in c.nodes:
         raise die(f"no such cluster node '{target}'")
     vm = c.vm_on(node, vmid)
-    if vm.config.get("lock"):
-        raise die(locked(vm.config["lock"]))
+    _refuse_locked(vm, die)
     c.reconcile(vm)
     online = S.to_bool(p.get("online"))
     if c.ha_managed(vmid):
