@@ -13,7 +13,7 @@ import re
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 from hatui.errors import HatuiError
 from hatui.toml_reader import REQUIRED, Problem, Reader, check_name, describe, one_of, port_number, positive
@@ -406,15 +406,22 @@ def _network(r: Reader, path: str, value: Any) -> ipaddress.IPv4Network | None:
         return None
 
 
+def _named_tables(r: Reader, table: dict, section: str) -> Iterator[tuple[str, str, dict]]:
+    """(name, key path, table) of each `[section.NAME]`; a bad name is a problem, a non-table one is
+    a problem and skipped."""
+    for name, t in table.items():
+        path = f"{section}.{name}"
+        check_name(r, path, name)
+        if not isinstance(t, dict):
+            r.problem(path, f"expected a table, found {describe(t)}")
+            continue
+        yield name, path, t
+
+
 def _networks(r: Reader, data: dict, address_range, local: bool) -> dict[str, Network]:
     table = r.table(data, "networks", None, required=True) or {}
     out: dict[str, Network] = {}
-    for name, sub in table.items():
-        path = f"networks.{name}"
-        check_name(r, path, name)
-        if not isinstance(sub, dict):
-            r.problem(path, f"expected a table, found {describe(sub)}")
-            continue
+    for name, path, sub in _named_tables(r, table, "networks"):
         r.unknown_keys(sub, path, ["cidr", "host_address"])
         if "cidr" not in sub:
             r.problem(f"{path}.cidr", "missing: expected a network like \"10.0.0.0/24\"")
@@ -467,12 +474,7 @@ def _hosts(r: Reader, data, networks, ssh, expand, address_range, local) -> dict
     hosts: dict[str, Host] = {}
     seen_addresses: dict[ipaddress.IPv4Address, str] = {}
     seen_vmids: dict[int, str] = {}
-    for name, t in table.items():
-        path = f"hosts.{name}"
-        check_name(r, path, name)
-        if not isinstance(t, dict):
-            r.problem(path, f"expected a table, found {describe(t)}")
-            continue
+    for name, path, t in _named_tables(r, table, "hosts"):
         r.unknown_keys(t, path, ["stack", "role", "nics", "ssh", "ssh_address", "vm"])
         role = r.value(t, path, "role", "str", "server", one_of(("server", "client")))
         stack = r.value(t, path, "stack", "str", "native" if role == "client" else REQUIRED, one_of(STACKS))
@@ -554,12 +556,7 @@ def _drbd(r: Reader, data: dict) -> dict[str, DrbdConfig]:
     table = r.table(data, "drbd", None) or {}
     out: dict[str, DrbdConfig] = {}
     minors: dict[int, str] = {}
-    for name, t in table.items():
-        path = f"drbd.{name}"
-        check_name(r, path, name)
-        if not isinstance(t, dict):
-            r.problem(path, f"expected a table, found {describe(t)}")
-            continue
+    for name, path, t in _named_tables(r, table, "drbd"):
         r.unknown_keys(t, path, ["minor", "device", "port", "size_mb", "protocol", "resync_rate_kib", "allow_two_primaries"])
         minor = r.value(t, path, "minor", "int", 0, lambda v: None if v >= 0 else f"expected a minor >= 0, found {v}")
         if minor is not None and minor in minors:
@@ -584,12 +581,7 @@ def _pairs(r: Reader, data, hosts, networks, drbd) -> dict[str, Pair]:
     table = r.table(data, "pairs", None) or {}
     out: dict[str, Pair] = {}
     vips: dict[ipaddress.IPv4Address, str] = {}
-    for name, t in table.items():
-        path = f"pairs.{name}"
-        check_name(r, path, name)
-        if not isinstance(t, dict):
-            r.problem(path, f"expected a table, found {describe(t)}")
-            continue
+    for name, path, t in _named_tables(r, table, "pairs"):
         r.unknown_keys(t, path, _PAIR_KEYS)
         members = _pair_members(r, t, path, hosts)
         stacks = {h.stack for h in members.values()}

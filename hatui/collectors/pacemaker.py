@@ -26,7 +26,7 @@ from __future__ import annotations
 import re
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Callable
 
 from hatui.collectors.severity import Finding, ResultList, Severity, clean_text, worst
 
@@ -187,21 +187,31 @@ def _load_xml(text: str) -> tuple[ET.Element | None, list[str]]:
 
 def parse_crm_mon(xml: Any) -> PacemakerStatus:
     """``crm_mon --output-as=xml`` / ``crm_mon --as-xml`` (text falls back to the text parser)."""
-    try:
+
+    def parse() -> PacemakerStatus:
         text, problems = clean_text(xml)
         if not text.strip():
-            status = PacemakerStatus(problems=problems or ["empty input"])
-        elif not _XML_START.search(text) and not text.lstrip().startswith("<"):
-            status = _parse_text(text)
-            status.problems[:0] = problems
-        else:
-            status = _parse_xml(text)
-            status.problems[:0] = problems
+            return PacemakerStatus(problems=problems or ["empty input"])
+        looks_xml = _XML_START.search(text) or text.lstrip().startswith("<")
+        return _problems_first(problems, _parse_xml(text) if looks_xml else _parse_text(text))
+    return _evaluated(parse)
+
+
+def _evaluated(parse: Callable[[], PacemakerStatus]) -> PacemakerStatus:
+    """`parse()` then `_evaluate` it; a parser bug becomes a WARN status, never an exception."""
+    try:
+        status = parse()
         _evaluate(status)
         return status
     except Exception as exc:
         problem = f"internal parser error: {type(exc).__name__}: {exc}"
         return PacemakerStatus(severity=WARN, reason=problem, problems=[problem])
+
+
+def _problems_first(problems: list[str], status: PacemakerStatus) -> PacemakerStatus:
+    """The input's own problems (from clean_text) go before the parser's."""
+    status.problems[:0] = problems
+    return status
 
 
 def _parse_xml(text: str) -> PacemakerStatus:
@@ -299,15 +309,11 @@ def _xml_resources(elem: ET.Element, parents: list[tuple[str, str]], promotable:
 
 def parse_crm_mon_text(text: Any) -> PacemakerStatus:
     """``crm_mon -1`` text (1.1 / 2.x / 3.x), ``pcs status``, ``pcs resource status``."""
-    try:
+
+    def parse() -> PacemakerStatus:
         clean, problems = clean_text(text)
-        status = _parse_text(clean)
-        status.problems[:0] = problems
-        _evaluate(status)
-        return status
-    except Exception as exc:
-        problem = f"internal parser error: {type(exc).__name__}: {exc}"
-        return PacemakerStatus(severity=WARN, reason=problem, problems=[problem])
+        return _problems_first(problems, _parse_text(clean))
+    return _evaluated(parse)
 
 
 _BULLET = re.compile(r"^(\s*)(?:\*\s+)?(.*?)\s*$")

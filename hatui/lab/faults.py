@@ -70,25 +70,23 @@ def _timed(host: str, action: str, fn: Callable[[], str]) -> FaultResult:
 
 
 def stop_heartbeat(lab: Lab, host: str) -> FaultResult:
-    _running(lab, host)
-    if hosts.pair_of(lab, host) is None:
-        raise UsageError(f"{host} runs no Heartbeat (it is in no pair)")
-
-    def act() -> str:
-        hosts.stop_heartbeat(lab, host)
-        return "heartbeat stopped"
-    return _timed(host, "stop-heartbeat", act)
+    return _heartbeat_action(lab, host, "stop-heartbeat", hosts.stop_heartbeat, "heartbeat stopped")
 
 
 def start_heartbeat(lab: Lab, host: str) -> FaultResult:
+    return _heartbeat_action(lab, host, "start-heartbeat", hosts.start_heartbeat, "heartbeat started")
+
+
+def _heartbeat_action(lab: Lab, host: str, action: str, change: Callable[[Lab, str], None], detail: str) -> FaultResult:
+    """Only a running host of a pair has a Heartbeat to stop or start."""
     _running(lab, host)
     if hosts.pair_of(lab, host) is None:
         raise UsageError(f"{host} runs no Heartbeat (it is in no pair)")
 
     def act() -> str:
-        hosts.start_heartbeat(lab, host)
-        return "heartbeat started"
-    return _timed(host, "start-heartbeat", act)
+        change(lab, host)
+        return detail
+    return _timed(host, action, act)
 
 
 def crash(lab: Lab, host: str) -> FaultResult:

@@ -32,7 +32,7 @@ import struct
 import sys
 import time
 
-from hatui.load.events import (Counters, EventHub, EventSource, Listener, LoadEvent, LoadFinished, LoadStarted,
+from hatui.load.events import (Counters, EventSource, Listener, LoadEvent, LoadFinished, LoadStarted,
                                OutageEnded, OutageStarted, ServedByChanged, StreamCounters, Tick)
 from hatui.load.records import ERROR_CLASSES, Outcome, RecordStore, error_class, outcome_of_errno
 from hatui.load.spec import (MAX_DURATION_S, LoadSpec, LoadSpecError, ProbeSpec, ServedBy, build_request,
@@ -225,11 +225,7 @@ class LoadRun(EventSource):
             raise LoadSpecError(f"bad shard {shard!r}: expected (offset, step) with 0 <= offset < step")
         self._shard = (offset, step)
         self._start_at = start_at  # time.monotonic() to start at (shared by the shards of one run)
-        self._hub = EventHub()
-        for fn in listeners:
-            self._hub.add(fn)
-        self._state = "new"
-        self._stop_requested: bool | None = None  # None, or abort flag when stop() came before run()
+        self._open_hub(listeners)
         self._streams: list[_Stream] = []
         self._load: _Stream | None = None
         self._probe: _Stream | None = None
@@ -278,10 +274,7 @@ class LoadRun(EventSource):
         return self._t0
 
     def stop(self, abort: bool = False) -> None:
-        if self._state == "new":
-            self._stop_requested = bool(abort)
-            return
-        if self._state == "done":
+        if not self._stop_now(bool(abort)):
             return
         for st in self._streams:
             if st.next < st.limit:

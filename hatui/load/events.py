@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from dataclasses import dataclass, field
-from typing import Any, AsyncIterator, Callable, ClassVar
+from typing import Any, AsyncIterator, Callable, ClassVar, Iterable
 
 log = logging.getLogger(__name__)
 
@@ -153,23 +153,21 @@ class EventHub:
                 fn(event)
             except Exception:  # a broken listener must not break the run
                 log.exception("load event listener %r failed", fn)
-        for q in self._queues:
-            if q.full():
-                try:
-                    q.get_nowait()
-                except asyncio.QueueEmpty:
-                    pass
-            q.put_nowait(event)
+        self._put_all(event)
 
     def close(self) -> None:
         self.closed = True
+        self._put_all(None)  # None ends every iterator
+
+    def _put_all(self, item: LoadEvent | None) -> None:
+        """Into every reader's queue; a full one drops its oldest item rather than block the run."""
         for q in self._queues:
             if q.full():
                 try:
                     q.get_nowait()
                 except asyncio.QueueEmpty:
                     pass
-            q.put_nowait(None)
+            q.put_nowait(item)
 
     async def iterate(self) -> AsyncIterator[LoadEvent]:
         q: asyncio.Queue = asyncio.Queue(_QUEUE_MAX)
@@ -194,6 +192,23 @@ class EventSource:
 
     _hub: EventHub
     _state: str
+    _stop_requested: bool | None  # None, or the abort flag when stop() came before run()
+
+    def _open_hub(self, listeners: Iterable[Listener]) -> None:
+        """For __init__: a new run with its listeners, not started, no stop asked."""
+        self._hub = EventHub()
+        for fn in listeners:
+            self._hub.add(fn)
+        self._state = "new"
+        self._stop_requested = None
+
+    def _stop_now(self, abort: bool) -> bool:
+        """The head of every `stop()`: False before `run()` (the stop is kept for run() to do)
+        and after the end (nothing left to stop)."""
+        if self._state == "new":
+            self._stop_requested = abort
+            return False
+        return self._state != "done"
 
     @property
     def state(self) -> str:
@@ -208,3 +223,43 @@ class EventSource:
     def events(self) -> AsyncIterator[LoadEvent]:
         """Async iterator of this run's events; ends after `LoadFinished`."""
         return self._hub.iterate()
+
+
+class ProcessRun(EventSource):
+    """What the runs whose load comes from other processes (HttperfRun, ShardedRun) share: the
+    probe stream runs here, in `_probe_run` (a LoadRun, or None without a probe)."""
+
+    spec: Any  # LoadSpec
+    summary: Any  # LoadSummary | None
+    _probe_run: Any
+    _stopped: bool
+
+    def _counters(self, elapsed: float, load: StreamCounters | None) -> Counters:
+        probe = self._probe_run.counters.probe if self._probe_run is not None else None
+        return Counters(state=self._state, elapsed=elapsed, load=load, probe=probe,
+                        target_rate=self.spec.rate, num_conns=self.spec.num_conns)
+
+    def _begin_stop(self, abort: bool) -> bool:
+        """The head of `stop()`: True when the senders must be told to stop now."""
+        if not self._stop_now(abort):
+            return False
+        self._state = "stopping"
+        self._stopped = True
+        return True
+
+    async def _end_probe(self, probe_task: asyncio.Future | None) -> None:
+        """Stop the probe stream and wait for it (being cancelled is a normal end for it)."""
+        if probe_task is None:
+            return
+        self._probe_run.stop()
+        try:
+            await probe_task
+        except asyncio.CancelledError:
+            pass
+
+    def _finish(self, summary: Any) -> Any:
+        """The end of `run()`: keep the summary, hand it to the listeners, end the iterators."""
+        self.summary = summary
+        self._hub.emit(LoadFinished(summary))
+        self._hub.close()
+        return summary

@@ -25,7 +25,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from hatui.errors import HatuiError
-from hatui.load.events import Counters, EventHub, EventSource, Listener, LoadFinished, LoadStarted, Tick
+from hatui.load.events import Counters, Listener, LoadStarted, ProcessRun, Tick
 from hatui.load.records import ERROR_CLASSES
 from hatui.load.spec import LoadSpec, LoadSpecError, ProbeSpec, resolve
 from hatui.load.summary import (RATE_TOLERANCE, STATUS_CLASSES, LoadRecording, LoadSummary, Stats, _judge, find_outages,
@@ -307,7 +307,7 @@ def httperf_args(spec: LoadSpec, *, server: str | None = None, hog: bool = False
     return args
 
 
-class HttperfRun(EventSource):
+class HttperfRun(ProcessRun):
     """Same interface as `LoadRun`, running the real httperf (plus the builtin probe stream)."""
 
     engine = "httperf"
@@ -322,13 +322,9 @@ class HttperfRun(EventSource):
         self.httperf = httperf
         self.hog = hog
         self._address = address
-        self._hub = EventHub()
-        for fn in listeners:
-            self._hub.add(fn)
-        self._state = "new"
+        self._open_hub(listeners)
         self._proc: asyncio.subprocess.Process | None = None
         self._probe_run = None
-        self._stop_requested: bool | None = None
         self._stopped = False
         self._t0 = 0.0
         self.raw_output = ""
@@ -338,20 +334,13 @@ class HttperfRun(EventSource):
 
     @property
     def counters(self) -> Counters:
-        probe = self._probe_run.counters.probe if self._probe_run is not None else None
         elapsed = time.monotonic() - self._t0 if self._t0 and self._state != "done" else (
             self.result.wall_duration if self.result else 0.0)
-        return Counters(state=self._state, elapsed=elapsed, load=None, probe=probe,
-                        target_rate=self.spec.rate, num_conns=self.spec.num_conns)
+        return self._counters(elapsed, load=None)
 
     def stop(self, abort: bool = False) -> None:
-        if self._state == "new":
-            self._stop_requested = abort
+        if not self._begin_stop(abort):
             return
-        if self._state == "done":
-            return
-        self._state = "stopping"
-        self._stopped = True
         proc = self._proc
         if proc is not None and proc.returncode is None:
             try:  # SIGINT: httperf stops and prints its report; SIGKILL: nothing
@@ -388,12 +377,7 @@ class HttperfRun(EventSource):
             raise
         finally:
             ticker.cancel()
-            if probe_task is not None:
-                self._probe_run.stop()
-                try:
-                    await probe_task
-                except asyncio.CancelledError:
-                    pass
+            await self._end_probe(probe_task)
             wall = time.monotonic() - self._t0
             self._state = "done"
         self.raw_output = out.decode("utf-8", "replace")
@@ -407,10 +391,7 @@ class HttperfRun(EventSource):
                                     cpu_user_s=summary.cpu_user_s, cpu_system_s=summary.cpu_system_s,
                                     stopped=self._stopped, max_inflight=summary.max_inflight or 0, notes=notes,
                                     summary=summary)
-        self.summary = summary
-        self._hub.emit(LoadFinished(summary))
-        self._hub.close()
-        return summary
+        return self._finish(summary)
 
     async def _start_probe(self) -> asyncio.Future | None:
         """The probe stream runs in this process (httperf has none); it starts first."""

@@ -23,8 +23,8 @@ import time
 from array import array
 
 from hatui.load.engine import LoadRun, _cpu_times, new_event_loop
-from hatui.load.events import (Counters, EventHub, EventSource, Listener, LoadEvent, LoadFinished, LoadStarted,
-                               OutageEnded, OutageStarted, ServedByChanged, StreamCounters, Tick)
+from hatui.load.events import (Counters, Listener, LoadEvent, LoadStarted, OutageEnded, OutageStarted, ProcessRun,
+                               ServedByChanged, StreamCounters, Tick)
 from hatui.load.records import RecordStore
 from hatui.load.spec import LoadSpec, LoadSpecError, ProbeSpec, ServedBy, resolve
 from hatui.load.summary import LoadRecording, LoadSummary, summarize
@@ -35,7 +35,7 @@ _COLUMNS = (("scheduled", "d"), ("start", "d"), ("connected", "d"), ("first_byte
             ("outcome", "b"), ("status", "H"), ("served_by", "H"))
 
 
-class ShardedRun(EventSource):
+class ShardedRun(ProcessRun):
     """`LoadRun`'s interface over N sender processes (see the module doc)."""
 
     engine = "builtin"
@@ -53,16 +53,12 @@ class ShardedRun(EventSource):
         self.target = spec.target
         self.python = python
         self._address = address
-        self._hub = EventHub()
-        for fn in listeners:
-            self._hub.add(fn)
-        self._state = "new"
+        self._open_hub(listeners)
         self._procs: list[asyncio.subprocess.Process] = []
         self._wcounters: list[StreamCounters | None] = [None] * workers
         self._wresults: list[dict | None] = [None] * workers
         self._werrors: list[str] = []
         self._probe_run: LoadRun | None = None
-        self._stop_requested: bool | None = None
         self._stopped = False
         self._t0 = 0.0
         self.result: LoadRecording | None = None
@@ -77,22 +73,15 @@ class ShardedRun(EventSource):
     @property
     def counters(self) -> Counters:
         load = _sum_counters([c for c in self._wcounters if c is not None])
-        probe = self._probe_run.counters.probe if self._probe_run is not None else None
         if self._state in ("running", "stopping"):
             elapsed = max(0.0, time.monotonic() - self._t0)
         else:
             elapsed = self.result.wall_duration if self.result else 0.0
-        return Counters(state=self._state, elapsed=elapsed, load=load, probe=probe,
-                        target_rate=self.spec.rate, num_conns=self.spec.num_conns)
+        return self._counters(elapsed, load)
 
     def stop(self, abort: bool = False) -> None:
-        if self._state == "new":
-            self._stop_requested = abort
+        if not self._begin_stop(abort):
             return
-        if self._state == "done":
-            return
-        self._state = "stopping"
-        self._stopped = True
         line = b"abort\n" if abort else b"stop\n"
         for p in self._procs:
             if p.returncode is None and p.stdin is not None:
@@ -136,12 +125,7 @@ class ShardedRun(EventSource):
                 ticker.cancel()
             for r in readers:
                 r.cancel()
-            if probe_task is not None:
-                self._probe_run.stop()
-                try:
-                    await probe_task
-                except asyncio.CancelledError:
-                    pass
+            await self._end_probe(probe_task)
             wall = time.monotonic() - t0
             self._state = "done"
         return self._record_result(t0, t0_wall, wall, cpu0)
@@ -210,10 +194,7 @@ class ShardedRun(EventSource):
         if self._werrors:
             summary.invalid_reasons.extend(self._werrors)
             summary.valid = False
-        self.summary = summary
-        self._hub.emit(LoadFinished(summary))
-        self._hub.close()
-        return summary
+        return self._finish(summary)
 
     def _forward(self, ev: LoadEvent) -> None:
         if isinstance(ev, (OutageStarted, OutageEnded, ServedByChanged)):

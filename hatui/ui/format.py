@@ -30,19 +30,26 @@ def duration(seconds: float | None) -> str:
 
 def clock(seconds: float | None) -> str:
     """mm:ss (or h:mm:ss) for elapsed times and ETAs."""
-    if seconds is None or not math.isfinite(seconds) or seconds < 0:
+    s = _whole_seconds(seconds)
+    if s is None:
         return "-"
-    s = int(round(seconds))
-    if s >= 3600:
-        return f"{s // 3600}:{s % 3600 // 60:02d}:{s % 60:02d}"
-    return f"{s // 60:02d}:{s % 60:02d}"
+    return _hms(s) if s >= 3600 else f"{s // 60:02d}:{s % 60:02d}"
 
 
 def eta(seconds: float | None) -> str:
     """DRBD-style h:mm:ss."""
+    s = _whole_seconds(seconds)
+    return "" if s is None else _hms(s)
+
+
+def _whole_seconds(seconds: float | None) -> int | None:
+    """Rounded, or None for a time that cannot be shown (unknown, infinite, negative)."""
     if seconds is None or not math.isfinite(seconds) or seconds < 0:
-        return ""
-    s = int(round(seconds))
+        return None
+    return int(round(seconds))
+
+
+def _hms(s: int) -> str:
     return f"{s // 3600}:{s % 3600 // 60:02d}:{s % 60:02d}"
 
 

@@ -137,7 +137,21 @@ class LiveTable(DataTable):
         self.scroll_to(y=scroll_y, animate=False)
 
 
-class TitleBar(Static):
+class Quiet(Static):
+    """A Static that only repaints when its text changed (data refreshes every second)."""
+
+    def __init__(self, text: str | Text = "", **kwargs):
+        kwargs.setdefault("markup", False)
+        super().__init__(text, **kwargs)
+        self._last: Any = text
+
+    def show(self, text: str | Text) -> None:
+        if text != self._last:
+            self._last = text
+            self.update(text)
+
+
+class TitleBar(Quiet):
     """The top line: lab, who holds each VIP, RW / READ-ONLY. Plain text only (no markup)."""
 
     def show_reading(self, lab_name: str, state, poll_error: str | None) -> None:
@@ -160,17 +174,8 @@ class TitleBar(Static):
     TitleBar { height: 1; width: 1fr; background: $panel; color: $foreground; }
     """
 
-    def __init__(self, **kwargs):
-        super().__init__("", markup=False, **kwargs)
-        self._last: Text | None = None
 
-    def show(self, text: Text) -> None:
-        if text != self._last:
-            self._last = text
-            self.update(text)
-
-
-class TabBar(Static):
+class TabBar(Quiet):
     """`1 Nodes  2 DRBD ...`: which pane is shown; also the active filter."""
 
     def show_panes(self, active: str, shown: Iterable[str], extras: list[str]) -> None:
@@ -187,33 +192,8 @@ class TabBar(Static):
     TabBar { height: 1; width: 1fr; }
     """
 
-    def __init__(self, **kwargs):
-        super().__init__("", markup=False, **kwargs)
-        self._last: Text | None = None
 
-    def show(self, text: Text) -> None:
-        if text != self._last:
-            self._last = text
-            self.update(text)
-
-
-class Quiet(Static):
-    """A Static that only repaints when its text changed (data refreshes every second)."""
-
-    def __init__(self, text: str | Text = "", **kwargs):
-        kwargs.setdefault("markup", False)
-        super().__init__(text, **kwargs)
-        self._last: Any = text
-
-    def show(self, text: str | Text) -> None:
-        if text != self._last:
-            self._last = text
-            self.update(text)
-
-
-
-
-class KeyFooter(Static):
+class KeyFooter(Quiet):
     """The keys of the focused pane and the app, in one line of text. The pinned keys of the action
     table (help, quit) stay at the end however narrow the terminal: the keys before them give way
     (whole, marked …).
@@ -227,10 +207,6 @@ class KeyFooter(Static):
     KeyFooter { height: 1; width: 1fr; background: $footer-background; color: $footer-foreground;
                 text-wrap: nowrap; text-overflow: ellipsis; }
     """
-
-    def __init__(self, **kwargs):
-        super().__init__("", markup=False, **kwargs)
-        self._last: Text | None = None
 
     def on_mount(self) -> None:
         self.screen.bindings_updated_signal.subscribe(self, self._changed)
@@ -255,10 +231,7 @@ class KeyFooter(Static):
             seen.add(binding.action)
             shown = Text.assemble((self.app.get_key_display(binding), key_style), f" {binding.description}")
             (pinned if binding.id in actions.PINNED_IDS else keys).append(shown)
-        text = fit_keys(keys, pinned, self.size.width)
-        if text != self._last:
-            self._last = text
-            self.update(text)
+        self.show(fit_keys(keys, pinned, self.size.width))
 
 
 def fit_keys(keys: list[Text], pinned: list[Text], width: int) -> Text:

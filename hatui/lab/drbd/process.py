@@ -14,6 +14,12 @@ from pathlib import Path
 from typing import Callable
 
 
+def tell_started(ready: Callable[[str | None], None] | None, error: BaseException | None = None) -> None:
+    """A service's word to `ready` (None without --daemon): up, or the error it did not start for."""
+    if ready:
+        ready(None if error is None else f"{type(error).__name__}: {error}\n")
+
+
 def daemonize(pidfile: str | None) -> Callable[[str | None], None]:
     """Fork into the background. Returns `ready(error)`: the parent exits 0 once the child calls
     ready(None), or prints the error and exits 1."""

@@ -21,11 +21,9 @@ async def serve(config: DaemonConfig, ready: Callable[[str | None], None] | None
     try:
         await daemon.start()
     except Exception as exc:
-        if ready:
-            ready(f"{type(exc).__name__}: {exc}\n")
+        process.tell_started(ready, exc)
         raise
-    if ready:
-        ready(None)
+    process.tell_started(ready)
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, lambda: loop.create_task(daemon.stop()))
     await daemon.stopped.wait()

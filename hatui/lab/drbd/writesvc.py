@@ -239,15 +239,12 @@ async def serve(socket_path: str, resource: str, host: str, port: int, node: str
         if exc.errno == errno.EADDRINUSE and ready:   # started twice in one boot: the first one serves
             ready(None)
             return
-        if ready:
-            ready(f"{type(exc).__name__}: {exc}\n")
+        process.tell_started(ready, exc)
         raise
     except Exception as exc:
-        if ready:
-            ready(f"{type(exc).__name__}: {exc}\n")
+        process.tell_started(ready, exc)
         raise
-    if ready:
-        ready(None)
+    process.tell_started(ready)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):

@@ -121,6 +121,12 @@ def root_only(caller: Caller, p: dict[str, Any], names: tuple[str, ...]) -> None
         raise param_error(errors)
 
 
+def _refuse_locked(vm: Vm, error: Callable[[str], Exception], skiplock: bool = False) -> None:
+    """A VM under a config lock (snapshot, migrate...) takes no change, unless the caller skips the lock."""
+    if vm.config.get("lock") and not skiplock:
+        raise error(locked(vm.config["lock"]))
+
+
 # ============================================================================================
 # access
 
@@ -518,8 +524,7 @@ def qemu_destroy(c: Cluster, caller: Caller, p: dict[str, Any]) -> Any:
     skiplock = S.to_bool(p.get("skiplock"))
 
     def body(ctx: TaskCtx) -> Generator[None, None, None]:
-        if vm.config.get("lock") and not skiplock:
-            raise TaskError(locked(vm.config["lock"]))
+        _refuse_locked(vm, TaskError, skiplock=skiplock)
         yield
         ctx.sleep()
         c.call_backend("destroy", vm, optional=True)
@@ -580,8 +585,7 @@ def _config_update(c: Cluster, caller: Caller, p: dict[str, Any]) -> tuple[Vm, d
         raise die("no options specified")
     if digest is not None and digest != config_digest(vm.config, vm.snapshots):
         raise die("checksum mismatch (file change by other user?)")
-    if vm.config.get("lock") and not skiplock:
-        raise die(locked(vm.config["lock"]))
+    _refuse_locked(vm, die, skiplock=skiplock)
     errors = {k: "unable to delete required option" for k in delete if k in ("vmid", "node")}
     both = {k: "it is not possible to set and delete the same option" for k in delete if k in p}
     if errors or both:
@@ -778,14 +782,9 @@ def vm_stop(c: Cluster, caller: Caller, p: dict[str, Any]) -> Any:
                     t.cancel.set()
         yield
         with _Flock(c, vmid):
-            with c.lock:
-                vm = _current(c, node, vmid, _no_conf(node, vmid))
-                c.reconcile(vm)
-                if vm.status != "running":
-                    return
-                if vm.config.get("lock") and not skiplock:
-                    raise TaskError(locked(vm.config["lock"]))
-            c.do_stop(ctx, vm)
+            vm = _vm_to_stop(c, node, vmid, skiplock)
+            if vm is not None:
+                c.do_stop(ctx, vm)
 
     return c.start_task(node, "qmstop", str(vmid), caller.userid, body)
 
@@ -812,16 +811,22 @@ def vm_shutdown(c: Cluster, caller: Caller, p: dict[str, Any]) -> Any:
         _current(c, node, vmid, _no_conf(node, vmid))
         yield
         with _Flock(c, vmid):
-            with c.lock:
-                vm = _current(c, node, vmid, _no_conf(node, vmid))
-                c.reconcile(vm)
-                if vm.status != "running":
-                    return
-                if vm.config.get("lock") and not skiplock:
-                    raise TaskError(locked(vm.config["lock"]))
-            c.do_stop(ctx, vm, graceful=True, timeout=timeout)
+            vm = _vm_to_stop(c, node, vmid, skiplock)
+            if vm is not None:
+                c.do_stop(ctx, vm, graceful=True, timeout=timeout)
 
     return c.start_task(node, "qmshutdown", str(vmid), caller.userid, body)
+
+
+def _vm_to_stop(c: Cluster, node: str, vmid: int, skiplock: bool) -> Vm | None:
+    """The VM a stop or shutdown task acts on, None when it is not running (nothing to do)."""
+    with c.lock:
+        vm = _current(c, node, vmid, _no_conf(node, vmid))
+        c.reconcile(vm)
+        if vm.status != "running":
+            return None
+        _refuse_locked(vm, TaskError, skiplock=skiplock)
+        return vm
 
 
 def _running_vm(c: Cluster, node: str, vmid: int) -> Vm:
@@ -845,8 +850,7 @@ def vm_reboot(c: Cluster, caller: Caller, p: dict[str, Any]) -> Any:
         yield
         with _Flock(c, vmid):
             with c.lock:
-                if vm.config.get("lock"):
-                    raise TaskError(locked(vm.config["lock"]))
+                _refuse_locked(vm, TaskError)
             c.do_stop(ctx, vm, graceful=True)
             c.do_start(ctx, vm)
 
@@ -863,8 +867,7 @@ def vm_reset(c: Cluster, caller: Caller, p: dict[str, Any]) -> Any:
     skiplock = S.to_bool(p.get("skiplock"))
 
     def body(ctx: TaskCtx) -> Generator[None, None, None]:
-        if vm.config.get("lock") and not skiplock:
-            raise TaskError(locked(vm.config["lock"]))
+        _refuse_locked(vm, TaskError, skiplock=skiplock)
         yield
         ctx.sleep()
         c.call_backend("stop", vm)
@@ -894,8 +897,7 @@ def vm_suspend(c: Cluster, caller: Caller, p: dict[str, Any]) -> Any:
     storage = p.get("statestorage", "local-lvm")
 
     def body(ctx: TaskCtx) -> Generator[None, None, None]:
-        if vm.config.get("lock") and not skiplock:
-            raise TaskError(locked(vm.config["lock"]))
+        _refuse_locked(vm, TaskError, skiplock=skiplock)
         if todisk:
             vm.config["lock"] = "suspending"
             c.save()
@@ -981,10 +983,36 @@ def _snap_disks(c: Cluster, vm: Vm) -> list[tuple[str, str]]:
     return [(d.key, d.volume) for d in c.vm_info(vm).disks]
 
 
+def _snapshot_target(c: Cluster, p: dict[str, Any]) -> tuple[str, int, str, Vm]:
+    """node, vmid, snapshot name and the VM of a snapshot route."""
+    node, vmid = p["node"], int(p["vmid"])
+    return node, vmid, p["snapname"], c.vm_on(node, vmid)
+
+
+def _lvmthin_name(volume: str) -> str | None:
+    """The logical volume behind `volume` when its storage is lvmthin (PVE logs those), else None."""
+    storage, _, name = volume.partition(":")
+    return name if STORAGES.get(storage, {}).get("type") == "lvmthin" else None
+
+
+def _snapshot_of(vm: Vm, name: str, error: Callable[[str], Exception]) -> dict[str, Any]:
+    snap = vm.snapshots.get(name)
+    if snap is None:
+        raise error(f"snapshot '{name}' does not exist")
+    return snap
+
+
+def _unlock_after_failure(c: Cluster, vm: Vm, lock: str) -> None:
+    """A failed task drops its own lock only, not one set since by someone else."""
+    with c.lock:
+        if vm.config.get("lock") == lock:
+            vm.config.pop("lock")
+        c.save()
+
+
 @route("POST", "/nodes/{node}/qemu/{vmid}/snapshot", {"snapname": S.SNAPNAME, "description": P(), "vmstate": P(type="boolean")})
 def snapshot_create(c: Cluster, caller: Caller, p: dict[str, Any]) -> Any:
-    node, vmid, name = p["node"], int(p["vmid"]), p["snapname"]
-    vm = c.vm_on(node, vmid)
+    node, vmid, name, vm = _snapshot_target(c, p)
     if name == "current":
         raise die("unable to use snapshot name 'current' (reserved name)")
     if name.lower() == "pending":
@@ -993,8 +1021,7 @@ def snapshot_create(c: Cluster, caller: Caller, p: dict[str, Any]) -> Any:
     description = p.get("description", "")
 
     def body(ctx: TaskCtx) -> Generator[None, None, None]:
-        if vm.config.get("lock"):
-            raise TaskError(locked(vm.config["lock"]))
+        _refuse_locked(vm, TaskError)
         if name in vm.snapshots:
             raise TaskError(f"snapshot name '{name}' already used")
         if vm.config.get("template"):
@@ -1022,16 +1049,14 @@ def snapshot_create(c: Cluster, caller: Caller, p: dict[str, Any]) -> Any:
                 ctx.log("completed saving the VM state in 1s, saved 180.12 MiB")
             for key, volume in _snap_disks(c, vm):
                 ctx.log(f"snapshotting 'drive-{key}' ({volume})")
-                if STORAGES.get(volume.split(":", 1)[0], {}).get("type") == "lvmthin":
-                    ctx.log(f'  Logical volume "snap_{volume.split(":", 1)[1]}_{name}" created.')
+                if lv := _lvmthin_name(volume):
+                    ctx.log(f'  Logical volume "snap_{lv}_{name}" created.')
             ctx.sleep()
             c.call_backend("snapshot", vm, name)
         except BaseException:
-            with c.lock:
+            with c.lock:  # re-entrant: drop the snapshot and the lock in one step
                 vm.snapshots.pop(name, None)
-                if vm.config.get("lock") == "snapshot":
-                    vm.config.pop("lock")
-                c.save()
+                _unlock_after_failure(c, vm, "snapshot")
             raise
         with c.lock:
             vm.snapshots[name].pop("snapstate", None)
@@ -1051,20 +1076,14 @@ def snapshot_index(c: Cluster, caller: Caller, p: dict[str, Any]) -> Any:
 @route("GET", "/nodes/{node}/qemu/{vmid}/snapshot/{snapname}/config")
 def snapshot_config_get(c: Cluster, caller: Caller, p: dict[str, Any]) -> Any:
     vm = c.vm_on(p["node"], int(p["vmid"]))
-    snap = vm.snapshots.get(p["snapname"])
-    if snap is None:
-        raise die(f"snapshot '{p['snapname']}' does not exist")
-    return copy.deepcopy(snap)
+    return copy.deepcopy(_snapshot_of(vm, p["snapname"], die))
 
 
 @route("PUT", "/nodes/{node}/qemu/{vmid}/snapshot/{snapname}/config", {"description": P()})
 def snapshot_config_put(c: Cluster, caller: Caller, p: dict[str, Any]) -> Any:
     vm = c.vm_on(p["node"], int(p["vmid"]))
-    if vm.config.get("lock"):
-        raise die(locked(vm.config["lock"]))
-    snap = vm.snapshots.get(p["snapname"])
-    if snap is None:
-        raise die(f"snapshot '{p['snapname']}' does not exist")
+    _refuse_locked(vm, die)
+    snap = _snapshot_of(vm, p["snapname"], die)
     if "description" in p:
         snap["description"] = p["description"]
         c.save()
@@ -1073,24 +1092,20 @@ def snapshot_config_put(c: Cluster, caller: Caller, p: dict[str, Any]) -> Any:
 
 @route("DELETE", "/nodes/{node}/qemu/{vmid}/snapshot/{snapname}", {"force": P(type="boolean")})
 def snapshot_delete(c: Cluster, caller: Caller, p: dict[str, Any]) -> Any:
-    node, vmid, name = p["node"], int(p["vmid"]), p["snapname"]
-    vm = c.vm_on(node, vmid)
+    node, vmid, name, vm = _snapshot_target(c, p)
     force = S.to_bool(p.get("force"))
 
     def body(ctx: TaskCtx) -> Generator[None, None, None]:
-        snap = vm.snapshots.get(name)
-        if snap is None:
-            raise TaskError(f"snapshot '{name}' does not exist")
-        if vm.config.get("lock"):
-            raise TaskError(locked(vm.config["lock"]))
+        snap = _snapshot_of(vm, name, TaskError)
+        _refuse_locked(vm, TaskError)
         vm.config["lock"] = "snapshot-delete"
         snap["snapstate"] = "delete"
         c.save()
         yield
         try:
             for key, volume in _snap_disks(c, vm):
-                if STORAGES.get(volume.split(":", 1)[0], {}).get("type") == "lvmthin":
-                    ctx.log(f'  Logical volume "snap_{volume.split(":", 1)[1]}_{name}" successfully removed.')
+                if lv := _lvmthin_name(volume):
+                    ctx.log(f'  Logical volume "snap_{lv}_{name}" successfully removed.')
             ctx.sleep()
             try:
                 c.call_backend("delete_snapshot", vm, name)
@@ -1099,10 +1114,7 @@ def snapshot_delete(c: Cluster, caller: Caller, p: dict[str, Any]) -> Any:
                     raise
                 ctx.warn(f"{exc} (ignored, force)")
         except BaseException:
-            with c.lock:
-                if vm.config.get("lock") == "snapshot-delete":
-                    vm.config.pop("lock")
-                c.save()
+            _unlock_after_failure(c, vm, "snapshot-delete")
             raise
         with c.lock:
             parent = snap.get("parent")
@@ -1129,20 +1141,16 @@ SNAP_ONLY_KEYS = ("snaptime", "vmstate", "runningmachine", "runningcpu", "snapst
 
 @route("POST", "/nodes/{node}/qemu/{vmid}/snapshot/{snapname}/rollback", {"start": P(type="boolean")})
 def snapshot_rollback(c: Cluster, caller: Caller, p: dict[str, Any]) -> Any:
-    node, vmid, name = p["node"], int(p["vmid"]), p["snapname"]
-    vm = c.vm_on(node, vmid)
+    node, vmid, name, vm = _snapshot_target(c, p)
     start = S.to_bool(p.get("start"))
 
     def body(ctx: TaskCtx) -> Generator[None, None, None]:
-        snap = vm.snapshots.get(name)
-        if snap is None:
-            raise TaskError(f"snapshot '{name}' does not exist")
+        snap = _snapshot_of(vm, name, TaskError)
         if vm.config.get("template"):
             raise TaskError("you can't rollback if vm is a template")
         if snap.get("snapstate"):
             raise TaskError(f"unable to rollback to incomplete snapshot (snapstate = {snap['snapstate']})")
-        if vm.config.get("lock"):
-            raise TaskError(locked(vm.config["lock"]))
+        _refuse_locked(vm, TaskError)
         vm.config["lock"] = "rollback"
         c.save()
         yield
@@ -1155,16 +1163,13 @@ def snapshot_rollback(c: Cluster, caller: Caller, p: dict[str, Any]) -> Any:
                 with c.lock:
                     c.set_stopped(vm)
             for key, volume in _snap_disks(c, vm):
-                if STORAGES.get(volume.split(":", 1)[0], {}).get("type") == "lvmthin":
-                    ctx.log(f'  Logical volume "{volume.split(":", 1)[1]}" successfully removed.')
-                    ctx.log(f'  Logical volume "{volume.split(":", 1)[1]}" created.')
+                if lv := _lvmthin_name(volume):
+                    ctx.log(f'  Logical volume "{lv}" successfully removed.')
+                    ctx.log(f'  Logical volume "{lv}" created.')
             ctx.sleep()
             c.call_backend("rollback", vm, name)
         except BaseException:
-            with c.lock:
-                if vm.config.get("lock") == "rollback":
-                    vm.config.pop("lock")
-                c.save()
+            _unlock_after_failure(c, vm, "rollback")
             raise
         with c.lock:
             keep = {k: v for k, v in vm.config.items() if k == "description" or k.startswith("unused")}
@@ -1206,8 +1211,7 @@ def vm_migrate(c: Cluster, caller: Caller, p: dict[str, Any]) -> Any:
     if target not in c.nodes:
         raise die(f"no such cluster node '{target}'")
     vm = c.vm_on(node, vmid)
-    if vm.config.get("lock"):
-        raise die(locked(vm.config["lock"]))
+    _refuse_locked(vm, die)
     c.reconcile(vm)
     online = S.to_bool(p.get("online"))
     if c.ha_managed(vmid):
