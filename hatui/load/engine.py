@@ -32,7 +32,7 @@ import struct
 import sys
 import time
 
-from hatui.load.events import (Counters, EventSource, Listener, LoadEvent, LoadFinished, LoadStarted,
+from hatui.load.events import (Counters, EventSource, Listener, LoadFinished, LoadStarted,
                                OutageEnded, OutageStarted, ServedByChanged, StreamCounters, Tick)
 from hatui.load.records import ERROR_CLASSES, Outcome, RecordStore, error_class, outcome_of_errno
 from hatui.load.spec import (MAX_DURATION_S, LoadSpec, LoadSpecError, ProbeSpec, ServedBy, build_request,
