@@ -225,7 +225,7 @@ def test_a_failing_drbdadm_status_is_explained():
 
 def test_status_text_shows_the_config_checks_and_latest_log_events():
     from hatui.commands.status import render
-    from hatui.ui.fake import failover_state, fake_lab
+    from hatui.ui.fake_cluster import failover_state, fake_lab
 
     state = failover_state(fake_lab())
     lines = render(state).splitlines()

@@ -98,7 +98,8 @@ def test_the_front_end_check_finds_a_bypass(tmp_path):
 def test_core_and_fake_core_satisfy_the_protocol_with_the_same_signatures():
     from hatui.core import Core
     from hatui.session_protocol import CoreProtocol
-    from hatui.ui.fake import FakeCore, fake_lab
+    from hatui.ui.fake import FakeCore
+    from hatui.ui.fake_cluster import fake_lab
 
     assert isinstance(Core(fake_lab()), CoreProtocol)
     assert isinstance(FakeCore(), CoreProtocol)

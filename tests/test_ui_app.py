@@ -9,8 +9,8 @@ import json
 from hatui.ui.actions import ACTIONS
 from hatui.ui.app import HatuiApp
 from hatui.ui.commandline import PANES
-from hatui.ui.fake import (FakeCore, build_state, demo_drill_events, demo_results, failover_state, fake_lab,
-                           healthy_outputs)
+from hatui.ui.fake import FakeCore, demo_drill_events, demo_results
+from hatui.ui.fake_cluster import build_state, failover_state, fake_lab, healthy_outputs
 from hatui.ui.modals import ConfirmScreen, HelpScreen
 from hatui.ui.palette import palette_commands
 from hatui.ui.widgets import KeyFooter, LiveTable
@@ -260,7 +260,7 @@ async def test_polls_never_overlap_and_tables_update_in_place():
         original_clear = nodes.clear
         nodes.clear = lambda *a, **k: rebuilds.append(1) or original_clear(*a, **k)
         outputs = healthy_outputs()
-        from hatui.ui.fake import poll_output
+        from hatui.ui.fake_cluster import poll_output
         outputs["vm01b"] = poll_output("vm01b", addresses=["10.251.0.32", "10.251.2.32"], rsc="none", uptime_s=126,
                                        load1=0.75)
         core.state = build_state(lab, outputs)
@@ -410,7 +410,7 @@ async def test_read_only_with_the_real_core_sends_only_readings(monkeypatch):
     from hatui.core import Core
     from hatui.httpcheck import HttpCheck
     from hatui.transport import CommandResult
-    from hatui.ui.fake import healthy_outputs
+    from hatui.ui.fake_cluster import healthy_outputs
 
     async def fake_http_get(address, uri="/", **kwargs):
         return HttpCheck(True, 200, "master", None, 1.0)

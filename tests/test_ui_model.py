@@ -15,8 +15,8 @@ from hatui.ui import model
 from hatui.ui.commandline import CommandError, parse, pane_name
 from hatui.ui.drill_form import plan_arguments
 from hatui.ui.drillview import DrillView
-from hatui.ui.fake import (build_state, demo_drill_events, demo_results, demo_state, failover_state, fake_lab,
-                           healthy_outputs)
+from hatui.ui.fake import demo_drill_events, demo_results
+from hatui.ui.fake_cluster import build_state, demo_state, failover_state, fake_lab, healthy_outputs
 from hatui.ui.theming import BUILTIN_DIR, ThemeFileError, load_themes, theme_from_toml
 
 

@@ -15,7 +15,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     from hatui.ui.app import HatuiApp
-    from hatui.ui.fake import FakeCore, build_state, demo_drill_events, fake_lab, healthy_outputs
+    from hatui.ui.fake import FakeCore, demo_drill_events
+    from hatui.ui.fake_cluster import build_state, fake_lab, healthy_outputs
 
     import json
     import tempfile
