@@ -149,6 +149,15 @@ class Core:
 
         return PveClient(self.pve_settings) if self.pve_settings is not None else lab_client(self.lab)
 
+    def vm_limits(self) -> str | None:
+        """How the local lab's VM hosts get their CPU and memory limits on this machine ("cgroup v1",
+        "cgroup v2" or "not applied: why"); None where there are no local VMs."""
+        if self.lab is None or not self.lab.local or not self.lab.vms:
+            return None
+        from hatui.lab.cgroups import Cgroups
+
+        return Cgroups(self.lab.name).describe()
+
     async def software_versions(self, timeout: float = 5.0) -> dict[str, dict | None]:
         """Each server's heartbeat, DRBD and nginx versions (hatui.provenance); a host that does not
         answer gives None: provenance never fails a drill."""

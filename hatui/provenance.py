@@ -52,10 +52,11 @@ def _package_version(name: str) -> str | None:
         return None
 
 
-def environment(hosts: dict[str, dict] | None = None) -> dict:
-    """This machine's side, plus the hosts' software as `Core.software_versions` read it."""
+def environment(hosts: dict[str, dict] | None = None, vm_limits: str | None = None) -> dict:
+    """This machine's side, plus the hosts' software as `Core.software_versions` read it and how the
+    local lab's VMs are limited (`Core.vm_limits`)."""
     return {
         "hatui": __version__, "git_commit": git_commit(), "python": platform.python_version(),
         "python_executable": sys.executable, "packages": {name: _package_version(name) for name in PACKAGES},
-        "kernel": platform.release(), "hosts": hosts,
+        "kernel": platform.release(), "hosts": hosts, "vm_limits": vm_limits,
     }

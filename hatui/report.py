@@ -23,7 +23,8 @@ def write_all(directory: Path, results: list[RunResult], *, lab_name: str, plan_
               halted: str | None = None, environment: dict | None = None) -> list[Path]:
     directory.mkdir(parents=True, exist_ok=True)
     files = {
-        "report.md": report_markdown(results, lab_name=lab_name, plan_info=plan_info, halted=halted),
+        "report.md": report_markdown(results, lab_name=lab_name, plan_info=plan_info, halted=halted,
+                                     environment=environment),
         "results.json": json.dumps(results_document(results, lab_name=lab_name, plan_info=plan_info, halted=halted,
                                                     environment=environment), indent=2),
         "runs.csv": runs_csv(results),
@@ -75,13 +76,16 @@ def _mean_sd(stat, digits: int = 0, unit: str = "") -> str:
     return f"{stat.mean:.{digits}f}{unit}"
 
 
-def report_markdown(results: list[RunResult], *, lab_name: str, plan_info: dict, halted: str | None = None) -> str:
+def report_markdown(results: list[RunResult], *, lab_name: str, plan_info: dict, halted: str | None = None,
+                    environment: dict | None = None) -> str:
     aggs = aggregate(results)
     out = [f"# hatui drill report — {lab_name}", ""]
     out.append(f"Written {time.strftime('%Y-%m-%d %H:%M:%S')} by hatui {__version__}. "
                f"Plan: stacks {', '.join(plan_info.get('stacks', []))}; rates {', '.join(f'{r:g}' for r in plan_info.get('rates', []))} conn/s; "
                f"{plan_info.get('repetitions', '?')} repetition(s); {plan_info.get('connections', '?')} connections per run; "
                f"fault `{plan_info.get('fault', '?')}`.")
+    if environment and environment.get("vm_limits"):  # what "virtual" meant for the local lab's VMs
+        out.append(f"VM CPU and memory limits on the local lab: {environment['vm_limits']}.")
     out.append("")
     if halted:
         out += [f"**The drill was halted:** {halted}", ""]

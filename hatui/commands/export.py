@@ -111,7 +111,7 @@ def run(args: argparse.Namespace) -> int:
     order = {r.run_id: i for i, r in enumerate(plan.runs)}
     done.sort(key=lambda r: order.get(r.run_id, len(order)))
     write_all(out, done, lab_name=lab.name, plan_info=plan.info(), halted=outcome.halted,
-              environment=environment(outcome.host_software))
+              environment=environment(outcome.host_software, outcome.vm_limits))
     if outcome.refused:
         print(f"hatui: {outcome.refused}", file=sys.stderr)
         return EXIT_REFUSED
@@ -140,6 +140,7 @@ async def _drive(lab, plan, out: Path, progress: "Progress"):
     async with Core(lab) as core:
         outcome = await core.run_drill(plan, progress, stop=stop, journal=out / "journal.jsonl")
         outcome.host_software = await core.software_versions()  # provenance, once per export
+        outcome.vm_limits = core.vm_limits() if "virtual" in plan.stacks else None
         return outcome
 
 

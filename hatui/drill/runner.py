@@ -37,6 +37,7 @@ class DrillOutcome:
     refused: str | None = None
     stopped: bool = False
     host_software: dict | None = None  # host -> heartbeat/DRBD/nginx versions (hatui.provenance), set by export
+    vm_limits: str | None = None  # how the local lab limits its VMs (Core.vm_limits), set by export
 
 
 @dataclass

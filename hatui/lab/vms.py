@@ -307,8 +307,7 @@ class LabVmBackend:
         elif self.cgroups.unavailable:
             log.warning("VM CPU/memory limits will NOT be applied: %s", self.cgroups.unavailable)
         else:
-            log.info("VM CPU/memory limits via cgroup v1 (cpu %s, memory %s)", self.cgroups.mounts["cpu"],
-                     self.cgroups.mounts["memory"])
+            log.info("VM CPU/memory limits via %s (%s)", self.cgroups.describe(), self.cgroups.path("cpu"))
         self._limited: set[str] = set()  # hosts with a cgroup (their processes are swept into it)
         self._guard = threading.Lock()
         self._stop = threading.Event()
