@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import difflib
 import ipaddress
+import math
 import os
 import re
 import tomllib
@@ -16,7 +17,9 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from hatui.errors import HatuiError
-from hatui.toml_reader import REQUIRED, Problem, Reader, check_name, describe, one_of, port_number, positive
+from hatui.load.spec import MAX_CONNECTIONS, MAX_DURATION_S, limit_problems, request_path_problem
+from hatui.toml_reader import (REQUIRED, Problem, Reader, check_name, describe, interface_name, one_of, port_number,
+                               positive)
 
 STACKS = ("native", "virtual")
 # The fault vocabulary, once: each fault a drill injects and the action that undoes it (the
@@ -33,6 +36,8 @@ RECOVERIES = tuple(RECOVERY.values())
 ACTIONS = FAULTS + RECOVERIES
 ENGINES = ("builtin", "httperf")
 HEARTBEAT_MEDIA = ("ucast", "bcast")
+# USER@REALM!TOKEN, with Proxmox's own rule for realm and token names (2 characters or more).
+PROXMOX_TOKEN_ID = re.compile(r"([^\s:/!@]+@[A-Za-z][A-Za-z0-9.\-_]+)!([A-Za-z][A-Za-z0-9.\-_]+)")
 
 # Default commands a drill sends to real Heartbeat v1 nodes (Debian paths); overridable per pair.
 DEFAULT_COMMANDS = {
@@ -486,6 +491,8 @@ def _hosts(r: Reader, data, networks, ssh, expand, address_range, local) -> dict
             nic_table = {}
         for nic_name, nt in nic_table.items():
             npath = f"{path}.nics.{nic_name}"
+            if interface_name(nic_name):  # NIC names go into shell commands on the hosts
+                r.problem(npath, interface_name(nic_name))
             if not isinstance(nt, dict):
                 r.problem(npath, f"expected {{ network = \"...\", address = \"...\" }}, found {describe(nt)}")
                 continue
@@ -588,7 +595,7 @@ def _pairs(r: Reader, data, hosts, networks, drbd) -> dict[str, Pair]:
         if len(stacks) > 1:
             r.problem(path, "master and slave must be on the same stack (both native or both virtual)")
         stack = stacks.pop() if len(stacks) == 1 else "native"
-        vip_interface = r.value(t, path, "vip_interface", "str", "eth0")
+        vip_interface = r.value(t, path, "vip_interface", "str", "eth0", interface_name)
         vip = _pair_vip(r, t, path, hosts, networks, members, vip_interface, vips)
         resources = r.value(t, path, "resources", "list[str]", [],
                             lambda v: None if all(x.strip() and " " not in x for x in v) else "resources must be non-empty and contain no spaces")
@@ -726,8 +733,9 @@ def _proxmox(r: Reader, data, expand, hosts) -> ProxmoxConfig | None:
     endpoint = r.value(t, path, "endpoint", "str", check=lambda v: None if re.match(r"^https://[^/\s]+(:\d+)?/?$", v)
                        else f"expected an https:// URL like \"https://pve1.example:8006\", found \"{v}\"")
     nodes = r.value(t, path, "nodes", "list[str]", check=lambda v: None if v else "expected at least one node name")
-    token_id = r.value(t, path, "token_id", "str", check=lambda v: None if re.match(r"^[^@!\s]+@[^@!\s]+![A-Za-z][\w.-]*$", v)
-                       else f"expected USER@REALM!TOKENID like \"root@pam!hatui\", found \"{v}\"")
+    token_id = r.value(t, path, "token_id", "str", check=lambda v: None if PROXMOX_TOKEN_ID.fullmatch(v)
+                       else f"expected USER@REALM!TOKENID like \"root@pam!hatui\" (a token name is a letter then at "
+                            f"least one letter, digit, ., - or _), found \"{v}\"")
     secret_env = r.value(t, path, "token_secret_env", "str", None)
     secret_file = r.value(t, path, "token_secret_file", "str", None)
     if not secret_env and not secret_file:
@@ -756,17 +764,25 @@ def _load(r: Reader, data) -> LoadConfig:
     t = r.table(data, "load", ["connections", "rates", "repetitions", "uri", "timeout_s", "probe_interval_ms", "engine"]) or {}
     d = LoadConfig()
     p = "load"
-    return LoadConfig(
-        connections=r.value(t, p, "connections", "int", d.connections, positive),
+    load = LoadConfig(
+        connections=r.value(t, p, "connections", "int", d.connections,
+                            lambda v: None if 0 < v <= MAX_CONNECTIONS else f"expected 1..{MAX_CONNECTIONS:,} "
+                            f"(the load engine's limit), found {v}"),
         rates=r.value(t, p, "rates", "list[number]", d.rates,
-                      lambda v: None if v and all(x > 0 for x in v) else "expected a non-empty list of positive rates (conn/s)"),
+                      lambda v: None if v and all(positive(x) is None for x in v) else "expected a non-empty list of positive rates (conn/s)"),
         repetitions=r.value(t, p, "repetitions", "int", d.repetitions, positive),
-        uri=r.value(t, p, "uri", "str", d.uri, lambda v: None if v.startswith("/") and " " not in v else f"expected a path starting with /, found \"{v}\""),
-        timeout_s=r.value(t, p, "timeout_s", "number", d.timeout_s, positive),
+        uri=r.value(t, p, "uri", "str", d.uri, request_path_problem),
+        timeout_s=r.value(t, p, "timeout_s", "number", d.timeout_s,
+                          lambda v: positive(v) or (f"expected at most {MAX_DURATION_S:g} s (the load engine's limit), "
+                                                    f"found {v:g}" if v > MAX_DURATION_S else None)),
         probe_interval_ms=r.value(t, p, "probe_interval_ms", "number", d.probe_interval_ms,
                                   lambda v: None if 1 <= v <= 10000 else f"expected 1..10000 ms, found {v:g}"),
         engine=r.value(t, p, "engine", "str", d.engine, one_of(ENGINES)),
     )
+    for rate in load.rates:  # else the drill stops at this run, after preflight
+        for problem in limit_problems(load.connections, rate, load.timeout_s):
+            r.problem("load.rates", f"{load.connections} connections at {rate:g} conn/s: {problem}")
+    return load
 
 
 def parse_timepoint(value: Any) -> Timepoint | str:
@@ -813,7 +829,7 @@ def _drill(r: Reader, data, pairs) -> DrillConfig:
         fault=r.value(t, p, "fault", "str", d.fault, one_of(FAULTS)),
         fault_target=r.value(t, p, "fault_target", "str", d.fault_target, one_of(("master", "slave"))),
         fault_at=fa, recover_at=ra,
-        settle_s=r.value(t, p, "settle_s", "number", d.settle_s, lambda v: None if v >= 0 else "expected seconds >= 0"),
+        settle_s=r.value(t, p, "settle_s", "number", d.settle_s, lambda v: None if 0 <= v < math.inf else "expected seconds >= 0"),
         recovery_timeout_s=r.value(t, p, "recovery_timeout_s", "number", d.recovery_timeout_s, positive),
         snapshot_vms=r.value(t, p, "snapshot_vms", "bool", d.snapshot_vms),
         write_ratio=r.value(t, p, "write_ratio", "number", d.write_ratio,

@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any, Callable, Sequence
 from urllib.parse import urlsplit
 
-from hatui.config import VmSpec
+from hatui.config import PROXMOX_TOKEN_ID, VmSpec
 from hatui.errors import EXIT_REFUSED, EXIT_USAGE, HatuiError
 
 log = logging.getLogger("hatui.proxmox")
@@ -392,7 +392,7 @@ class PveClient:
     def __init__(self, settings: PveSettings, *, warn: Callable[[str], None] | None = None) -> None:
         self.settings = settings
         self.host, self.port, self.url = _parse_endpoint(settings.endpoint)
-        m = re.fullmatch(r"([^\s:/!@]+@[A-Za-z][A-Za-z0-9.\-_]+)!([A-Za-z][A-Za-z0-9.\-_]+)", settings.token_id or "")
+        m = PROXMOX_TOKEN_ID.fullmatch(settings.token_id or "")
         if not m:
             raise ProxmoxConfigError(f"the Proxmox token id must look like user@realm!tokenname, got {settings.token_id!r}")
         self._user, self._token_name = m.group(1), m.group(2)

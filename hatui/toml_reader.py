@@ -8,6 +8,7 @@ are refused: secrets never live in a lab file. Used by hatui.config.
 from __future__ import annotations
 
 import difflib
+import math
 import re
 from dataclasses import dataclass
 from typing import Any, Callable
@@ -141,7 +142,7 @@ def get(data: dict, path: str) -> Any:
 
 
 def positive(value: Any) -> str | None:
-    return None if value > 0 else f"expected a positive number, found {value:g}"
+    return None if 0 < value < math.inf else f"expected a positive number, found {value:g}"
 
 
 def port_number(value: int) -> str | None:
@@ -158,11 +159,20 @@ def one_of(options: tuple[str, ...]) -> Callable[[str], str | None]:
     return check
 
 
-NAME_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_-]{0,31}$")
+NAME_RE = re.compile(r"[A-Za-z][A-Za-z0-9_-]{0,31}")
+# Linux takes up to 15 characters but no '/', ':' or whitespace; names also reach shell commands,
+# so only these characters.
+INTERFACE_NAME_RE = re.compile(r"[A-Za-z][A-Za-z0-9_.-]{0,14}")
+
+
+def interface_name(name: str) -> str | None:
+    if INTERFACE_NAME_RE.fullmatch(name):
+        return None
+    return f"bad interface name \"{name}\": use a letter then letters, digits, ., - or _ (at most 15)"
 
 
 def check_name(reader: Reader, path: str, name: str) -> None:
-    if not NAME_RE.match(name):
+    if not NAME_RE.fullmatch(name):
         reader.problem(path, f"bad name \"{name}\": use a letter then letters, digits, - or _ (at most 32)")
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import math
 import signal
 import sys
 import time
@@ -15,7 +16,7 @@ from hatui.config import load_lab
 from hatui.core import Core
 from hatui.drill.events import (DrillHalted, DrillRunFinished, DrillRunStarted, Event, RunRetried, RunSkipped,
                                 TimelineMark)
-from hatui.drill.plan import check_journal, make_plan
+from hatui.drill.plan import MAX_PLAN_HOURS, MAX_PLAN_RUNS, check_journal, make_plan
 from hatui.errors import EXIT_REFUSED, UsageError
 from hatui.journal import finished_runs
 from hatui.drill.results import RunResult
@@ -35,7 +36,8 @@ and failed ones run again; a DIR whose journal holds another plan is refused.
 EPILOG = examples(
     "hatui export results/study --stack both",
     "hatui export out --stack native --rates 10,20 --repeat 1 --conns 400 --quiet",
-    more="Exit codes: 0 every run valid and within thresholds, 1 a run broke one (or was invalid, aborted,\n"
+    more=f"A plan may have at most {MAX_PLAN_RUNS:,} runs and last at most {MAX_PLAN_HOURS} h.\n"
+         "Exit codes: 0 every run valid and within thresholds, 1 a run broke one (or was invalid, aborted,\n"
          "halted or failed, or the drill stopped early),\n"
          "2 usage or config error, 3 refused by a safety check (preflight).")
 
@@ -83,7 +85,7 @@ def _rates(text: str | None) -> list[float] | None:
         rates = [float(x) for x in text.split(",") if x.strip()]
     except ValueError:
         raise UsageError(f"--rates: expected numbers like 10,20,30, found {text!r}") from None
-    if not rates or any(r <= 0 for r in rates):
+    if not rates or any(not 0 < r < math.inf for r in rates):  # float() takes nan and inf too
         raise UsageError(f"--rates: expected positive rates, found {text!r}")
     return rates
 

@@ -18,7 +18,8 @@ from hatui.errors import UsageError
 from hatui.load import (ENGINES, MAX_CONNECTIONS, MAX_DURATION_S, LoadSpec, ProbeSpec, ServedBy,
                         new_event_loop, resolve, write_records)
 from hatui.load.format import format_progress, format_summary
-from hatui.load.spec import DEFAULT_PROBE_TIMEOUT_S, DEFAULT_TIMEOUT_S
+from hatui.load.spec import (DEFAULT_PROBE_TIMEOUT_S, DEFAULT_TIMEOUT_S, LoadLimitError, header_name_problem,
+                             host_header_problem)
 from hatui.load.workers import MAX_WORKERS
 
 EXIT_INVALID = 1  # the run finished but is invalid (the client could not hold the rate, or ran out of fds/ports)
@@ -97,6 +98,11 @@ def build_specs(args) -> tuple[LoadSpec, ProbeSpec | None]:
         if args.probe_interval > 0:
             _finite("--probe-timeout", args.probe_timeout)
             probe = ProbeSpec(interval=args.probe_interval / 1000.0, timeout=args.probe_timeout)
+    # Header values are sent as ASCII: refused here, naming the option, not by the encoder mid-run.
+    for option, value, problem in (("--host", args.host, host_header_problem),
+                                   ("--served-by-header", args.served_by_header, header_name_problem)):
+        if value and problem(value):
+            raise UsageError(f"{option}: {problem(value)}")
     if args.served_by_pattern is None and args.served_by_header == "X-Served-By":
         served = ServedBy()
     else:
@@ -104,8 +110,11 @@ def build_specs(args) -> tuple[LoadSpec, ProbeSpec | None]:
         if args.served_by_pattern is not None:
             kwargs["pattern"] = args.served_by_pattern or None
         served = ServedBy(**kwargs)
-    spec = LoadSpec(url=args.url, rate=args.rate, num_conns=args.num_conns, timeout=args.timeout,
-                    host_header=args.host, served_by=served, force=args.force)
+    try:
+        spec = LoadSpec(url=args.url, rate=args.rate, num_conns=args.num_conns, timeout=args.timeout,
+                        host_header=args.host, served_by=served, force=args.force)
+    except LoadLimitError as exc:  # only this command has --force
+        raise LoadLimitError(f"{exc} (use --force to run it anyway)") from None
     return spec, probe
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import math
 from dataclasses import asdict, dataclass, field
 from operator import attrgetter
 from pathlib import Path
@@ -10,12 +11,17 @@ from pathlib import Path
 from hatui.config import FAULTS, STACKS, Lab, Pair
 from hatui.errors import UsageError
 from hatui.journal import journal_plan
+from hatui.load.spec import limit_problems, request_path_problem
 
 # The failback phase needs room after the recovery: heartbeat takes 1-2 s to start moving the
 # VIP back and about 1 s more to finish.
 MIN_FAILBACK_WINDOW_S = 4.0
 # A graceful `heartbeat stop` takes about 3 s to return; the fault must come before recovery by more.
 MIN_FAULT_TO_RECOVERY_S = 4.0
+# A plan's bounds (see `hatui export --help`): a typo such as --repeat 1000000000 is refused
+# before the plan is built in memory.
+MAX_PLAN_RUNS = 10_000
+MAX_PLAN_HOURS = 168  # a week of load and settling
 
 
 @dataclass(frozen=True, slots=True)
@@ -167,6 +173,16 @@ def _shown(value) -> str:
     return "none" if value is None else str(value)
 
 
+def refuse_oversized_plan(stacks: int, rates: list[float], repeat: int, conns: int, settle_s: float) -> None:
+    """Refuse a plan of more than MAX_PLAN_RUNS runs or MAX_PLAN_HOURS hours, from its sizes alone."""
+    runs = stacks * len(rates) * repeat
+    hours = stacks * repeat * sum(conns / rate + settle_s for rate in rates) / 3600
+    if runs > MAX_PLAN_RUNS or hours > MAX_PLAN_HOURS:
+        raise UsageError(f"the plan has {runs:,} runs ({stacks} stack(s) x {len(rates)} rate(s) x {repeat:,} "
+                         f"repetitions) lasting about {hours:,.0f} h: a plan may have at most {MAX_PLAN_RUNS:,} runs "
+                         f"and last at most {MAX_PLAN_HOURS} h")
+
+
 def make_plan(lab: Lab, *, stacks: list[str] | None = None, rates: list[float] | None = None,
               repeat: int | None = None, conns: int | None = None, fault: str | None = None,
               pairs: list[str] | None = None, write_ratio: float | None = None) -> DrillPlan:
@@ -185,8 +201,17 @@ def make_plan(lab: Lab, *, stacks: list[str] | None = None, rates: list[float] |
             raise UsageError(f"unknown stack {stack!r} (native or virtual)")
     if fault not in FAULTS:
         raise UsageError(f"unknown fault {fault!r} (known: {', '.join(FAULTS)})")
-    if any(r <= 0 for r in rates) or repeat <= 0 or conns <= 0:
-        raise UsageError("rates, repetitions and connections must be positive")
+    if any(not 0 < r < math.inf for r in rates) or repeat <= 0 or conns <= 0:
+        raise UsageError("rates, repetitions and connections must be positive (and rates finite)")
+    refuse_oversized_plan(len(stacks), rates, repeat, conns, lab.drill.settle_s)
+    # Each run must be one the load engine accepts: refused here, before preflight or a VM snapshot.
+    for rate in rates:
+        problems = limit_problems(conns, rate, lab.load.timeout_s)
+        if problems:
+            raise UsageError(f"load.connections, load.rates: {conns} connections at {rate:g} conn/s is beyond the "
+                             f"load engine's limits: {'; '.join(problems)}")
+    if request_path_problem(lab.load.uri):
+        raise UsageError(f"load.uri: {request_path_problem(lab.load.uri)}")
     if fault == "stop-vm" and "native" in stacks:
         raise UsageError("the stop-vm fault only applies to the virtual stack (use --stack virtual)")
     chosen = []

@@ -224,7 +224,12 @@ class DrillRunner:
         # VM snapshots (lab.toml drill.snapshot_vms): taken before a virtual run, rolled back after it.
         vm_snap = await self._vm_snapshot(planned, pair, index) if planned.stack == "virtual" and self.plan.snapshot_vms else None
         vip = str(pair.vip_address)
-        streams, timeline, writes, error = await self._load_with_fault(planned, pair, vip)
+        try:
+            streams, timeline, writes, error = await self._load_with_fault(planned, pair, vip)
+        except Exception:  # e.g. the load refused its spec: the VMs are left as they were before the run
+            if vm_snap is not None:
+                await self._vm_rollback(planned, pair, vm_snap)
+            raise
         result = self._measure(planned, pair, streams, timeline)
         if error is not None:
             result.status, result.error = "failed", error

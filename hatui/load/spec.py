@@ -14,7 +14,7 @@ from urllib.parse import urlsplit
 
 from hatui.errors import RefusedError, UsageError
 
-# Documented limits: bigger runs need `force=True` (`--force`).
+# Documented limits: bigger runs need `force=True` (`hatui load --force`); drills never exceed them.
 MAX_CONNECTIONS = 1_000_000
 MAX_DURATION_S = 3600.0
 DEFAULT_TIMEOUT_S = 5.0
@@ -50,6 +50,43 @@ class Target:
             return False
 
 
+def limit_problems(num_conns: int, rate: float, timeout: float) -> list[str]:
+    """Why a run is beyond the documented limits (empty: it is within them)."""
+    out = []
+    if num_conns > MAX_CONNECTIONS:
+        out.append(f"{num_conns} connections is more than {MAX_CONNECTIONS:,}")
+    planned_duration = (num_conns - 1) / rate if num_conns > 1 else 0.0
+    if num_conns and planned_duration + timeout > MAX_DURATION_S:
+        out.append(f"the run would take {planned_duration + timeout:.0f} s, more than {MAX_DURATION_S:.0f} s")
+    return out
+
+
+def request_path_problem(uri: str) -> str | None:
+    """Why `uri` cannot go into a request line (None: it can): it is sent as ASCII, unescaped."""
+    if not uri.startswith("/"):
+        return f"expected a path starting with /, found \"{uri}\""
+    if not all(33 <= ord(c) < 127 for c in uri):
+        return f"expected ASCII without spaces (percent-encode the rest), found \"{uri}\""
+    return None
+
+
+def host_header_problem(value: str) -> str | None:
+    """Why `value` cannot be sent as the Host header (None: it can): requests are sent as ASCII."""
+    if value and value.isascii() and value.isprintable() and " " not in value:
+        return None
+    return f"bad Host header {value!r}: expected ASCII without spaces (an international name in its xn-- form)"
+
+
+_HEADER_NAME = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")  # an HTTP field name (RFC 9110 token)
+
+
+def header_name_problem(name: str) -> str | None:
+    """Why `name` cannot be a reply header's name (None: it can)."""
+    if _HEADER_NAME.fullmatch(name):
+        return None
+    return f"bad served-by header {name!r}: expected a header name of ASCII letters, digits and '-'"
+
+
 def parse_url(url: str, host_header: str | None = None) -> Target:
     """Parse an http:// URL; raise LoadSpecError with a clear message otherwise."""
     if not isinstance(url, str) or not url.strip():
@@ -79,13 +116,13 @@ def parse_url(url: str, host_header: str | None = None) -> Target:
     uri = parts.path or "/"
     if parts.query:
         uri += "?" + parts.query
-    if not all(33 <= ord(c) < 127 for c in uri):
+    if request_path_problem(uri):
         raise LoadSpecError(f"the path of {url!r} must be ASCII without spaces (percent-encode it)")
     if host_header is None:
         shown = f"[{host}]" if ":" in host else host
         host_header = shown if port == 80 else f"{shown}:{port}"
-    if not host_header or any(c in host_header for c in "\r\n") or any(c.isspace() for c in host_header):
-        raise LoadSpecError(f"bad Host header {host_header!r}")
+    if host_header_problem(host_header):
+        raise LoadSpecError(host_header_problem(host_header))
     return Target(url=url, host=host, port=port, uri=uri, host_header=host_header)
 
 
@@ -115,6 +152,8 @@ class ServedBy:
     pattern: str | bytes | None = _DEFAULT_SERVED_BY_PATTERN
 
     def compiled(self) -> tuple[bytes | None, re.Pattern[bytes] | None]:
+        if self.header and header_name_problem(self.header):
+            raise LoadSpecError(header_name_problem(self.header))
         hdr = b"\r\n" + self.header.lower().encode("ascii") + b":" if self.header else None
         pat = self.pattern
         if isinstance(pat, str):
@@ -185,7 +224,7 @@ class LoadSpec:
         if not self.force:
             problems = self.limit_problems()
             if problems:
-                raise LoadLimitError("refusing the run: " + "; ".join(problems) + " (use --force to run it anyway)")
+                raise LoadLimitError("refusing the run: " + "; ".join(problems))
 
     @property
     def target(self) -> Target:
@@ -197,13 +236,7 @@ class LoadSpec:
         return (self.num_conns - 1) / self.rate if self.num_conns > 1 else 0.0
 
     def limit_problems(self) -> list[str]:
-        out = []
-        if self.num_conns > MAX_CONNECTIONS:
-            out.append(f"{self.num_conns} connections is more than {MAX_CONNECTIONS:,}")
-        if self.num_conns and self.planned_duration + self.timeout > MAX_DURATION_S:
-            out.append(f"the run would take {self.planned_duration + self.timeout:.0f} s, more than "
-                       f"{MAX_DURATION_S:.0f} s")
-        return out
+        return limit_problems(self.num_conns, self.rate, self.timeout)
 
 
 def build_request(target: Target) -> bytes:
