@@ -60,7 +60,7 @@ def test_sigint_after_the_fault_aborts_the_run_and_a_resume_runs_it_again(lab, t
 
 
 async def test_tui_abort_before_the_fault_sends_neither_fault_nor_recovery(lab, tmp_path):
-    from hatui.lab.lab import wait_stable
+    from hatui.lab.pairs import wait_stable
     from hatui.ui.app import HatuiApp
 
     await asyncio.to_thread(wait_stable, lab, lab.pairs["native"])

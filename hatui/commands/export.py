@@ -181,7 +181,10 @@ class Progress:
             eta = time.strftime("%H:%M:%S", time.localtime(time.time() + max(0.0, self.remaining_s)))
             if r.writes_acked is not None:
                 parts.append(f"writes {r.writes_acked} acknowledged, {r.lost_writes} lost")
-            verdict = "PASS" if r.passed else r.status.upper() if r.status != "ok" else "FAIL"
+            verdict = (r.status.upper() if r.status != "ok" else "INVALID" if not r.valid
+                       else "PASS" if r.passed else "FAIL")
             print(f"  {verdict}  {'; '.join(parts) or r.error}  (ETA {eta})", file=sys.stderr, flush=True)
+            if not r.valid:
+                print(f"  invalid: {'; '.join(r.invalid_reasons)}", file=sys.stderr, flush=True)
         elif isinstance(event, DrillHalted):
             print(f"  HALTED: {event.reason}; cluster left: {event.cluster_left}", file=sys.stderr, flush=True)
