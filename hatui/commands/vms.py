@@ -118,17 +118,21 @@ DESTRUCTIVE = ("stop", "shutdown", "rollback", "delete-snapshot")
 TARGET_ACTIONS = {
     "start": ("start VMs", "Start VMs; one that runs already is left alone.",
               "hatui vms start --all", "hatui vms start vm01a --json"),
-    "stop": ("stop VMs (hard power-off)", "Stop VMs at once, like pulling the plug (shutdown asks through ACPI).",
-             "hatui vms stop vm01a"),
-    "shutdown": ("shut VMs down (ACPI)", "Shut VMs down through ACPI and wait until they have stopped.",
+    "stop": ("stop VMs (hard power-off)", "Stop VMs at once, like pulling the plug (shutdown asks through ACPI).\n"
+             "With --all it asks first on a terminal; elsewhere it needs --yes.",
+             "hatui vms stop vm01a", "hatui vms stop --all --dry-run", "hatui vms stop --all --yes"),
+    "shutdown": ("shut VMs down (ACPI)", "Shut VMs down through ACPI and wait until they have stopped.\n"
+                 "With --all it asks first on a terminal; elsewhere it needs --yes.",
                  "hatui vms shutdown 101 102"),
     "snapshot": ("snapshot VMs", "Take a snapshot of VMs (with their RAM if --vmstate).",
                  "hatui vms snapshot clean --all", "hatui vms snapshot before-drill vm01a --vmstate"),
     "rollback": ("roll VMs back to a snapshot (a running VM is stopped first)",
-                 "Roll VMs back to a snapshot; a running VM is stopped first.",
-                 "hatui vms rollback clean --all --start"),
-    "delete-snapshot": ("delete a snapshot of VMs", "Delete a snapshot of VMs.",
-                        "hatui vms delete-snapshot clean --all"),
+                 "Roll VMs back to a snapshot; a running VM is stopped first.\n"
+                 "With --all it asks first on a terminal; elsewhere it needs --yes.",
+                 "hatui vms rollback clean --all --start", "hatui vms rollback clean --start vm01a --dry-run"),
+    "delete-snapshot": ("delete a snapshot of VMs", "Delete a snapshot of VMs.\n"
+                        "With --all it asks first on a terminal; elsewhere it needs --yes.",
+                        "hatui vms delete-snapshot clean --all --yes"),
 }
 
 
@@ -423,7 +427,7 @@ def _list(client, args: argparse.Namespace) -> int:
     if args.json:
         out = []
         for v in vms:
-            d = {k: getattr(v, k) for k in ("vmid", "name", "node", "status", "uptime", "cpu", "cpus", "mem", "maxmem", "lock", "hastate", "parent", "snapshot_error")}
+            d = {k: getattr(v, k) for k in ("vmid", "name", "node", "status", "uptime", "cpu", "cpus", "mem", "maxmem", "lock", "hastate", "tags", "parent", "snapshot_error")}
             d["snapshots"] = None if v.snapshots is None else [s.__dict__ for s in v.snapshots]
             out.append(d)
         print_json({"schema": SCHEMA, "ok": True, "action": "list", "vms": out})
