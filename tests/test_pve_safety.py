@@ -158,11 +158,13 @@ def test_destructive_all_without_yes_off_a_terminal_refuses_and_sends_nothing(cl
 
 
 def test_all_answered_no_on_a_terminal_sends_nothing(cluster, client, hatui, monkeypatch):
-    monkeypatch.setattr("sys.stdin.isatty", lambda: True, raising=False)
-    monkeypatch.setattr("builtins.input", lambda prompt: "n")
+    answers = io.StringIO("n\n")
+    answers.isatty = lambda: True
+    monkeypatch.setattr("sys.stdin", answers)
     before = sent(client)
-    code, _, err = hatui("stop", "--all")
-    assert code == EXIT_REFUSED and err == "hatui: vms stop --all: not confirmed; nothing sent\n"
+    code, out, err = hatui("stop", "--all", "--json")
+    assert code == EXIT_REFUSED and json.loads(out)["error"] == "vms stop --all: not confirmed; nothing sent"
+    assert err.startswith("vms stop --all would stop 4 VM(s): vm01a (101), ") and err.endswith("Go on? [y/N] ")
     assert sent(client) == before
 
 

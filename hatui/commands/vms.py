@@ -227,11 +227,8 @@ def _confirm(action: str, lab) -> None:
     what = f"vms {action} --all would {action} {len(lab.vms)} VM(s): {names}"
     if not sys.stdin.isatty():
         raise RefusedError(f"{what}; not on a terminal to ask: pass --yes (or --dry-run); nothing sent")
-    try:
-        answer = input(f"{what}. Go on? [y/N] ")
-    except EOFError:
-        answer = ""
-    if answer.strip().lower() not in ("y", "yes"):
+    print(f"{what}. Go on? [y/N] ", end="", file=sys.stderr, flush=True)  # stdout may be --json's
+    if sys.stdin.readline().strip().lower() not in ("y", "yes"):
         raise RefusedError(f"vms {action} --all: not confirmed; nothing sent")
 
 
