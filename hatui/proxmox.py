@@ -39,6 +39,7 @@ DEFAULT_SECRET_ENV = "HATUI_PVE_TOKEN_SECRET"
 DEFAULT_PORT = 8006
 DEFAULT_TIMEOUT = 15.0  # PVE delays every 401 by 3 s; proxmoxer's default of 5 s is too tight
 TASK_LOG_TAIL = 10
+HATUI_TAG = "hatui"  # `create` tags the VMs it makes with it
 
 
 # =============================================================================================
@@ -117,6 +118,12 @@ class ProxmoxTaskError(ProxmoxError):
 
 class ProxmoxTaskLockedError(ProxmoxTaskError, ProxmoxLockedError):
     """A task failed because the VM was locked."""
+
+
+class VmIdentityError(ProxmoxError):
+    """The VM behind a VMID is not the one lab.toml describes (another name): nothing was sent to it."""
+
+    exit_code = EXIT_REFUSED
 
 
 class VmSpecMismatch(ProxmoxError):
@@ -321,7 +328,7 @@ class CreateResult:
 def create_params(spec: VmSpec) -> dict[str, Any]:
     """The POST /nodes/{node}/qemu form for `spec` (booleans as 0/1)."""
     p: dict[str, Any] = {"vmid": spec.vmid, "name": spec.name, "cores": spec.cores, "memory": str(spec.memory_mb),
-                         "ostype": spec.ostype}
+                         "ostype": spec.ostype, "tags": HATUI_TAG}
     if spec.disk_bus == "scsi":
         p["scsihw"] = "virtio-scsi-single"
     for i, size in enumerate(spec.disks_gb):
@@ -502,6 +509,10 @@ class PveClient:
         if status == 401:
             return ProxmoxAuthError(f"Proxmox API at {self.url} rejected token {self.settings.token_id}: 401 {reason}", **kw)
         if status == 403:
+            m = re.fullmatch(r"Permission check failed \((/[^,]*), ([^)]+)\)", reason)
+            if m:
+                return ProxmoxPermissionError(f"Proxmox API refused {what}: token {self.settings.token_id} lacks "
+                                              f"{m.group(2)} on {m.group(1)} (403)", **kw)
             return ProxmoxPermissionError(f"Proxmox API refused {what}: 403 {reason}", **kw)
         if status in (595, 596):
             node = re.match(r"\w+ /nodes/([^/]+)", what)
@@ -544,18 +555,40 @@ class PveClient:
         """Cluster VM resources of type qemu (one call)."""
         return [r for r in (self.request("GET", "cluster/resources", type="vm") or []) if r.get("type") == "qemu"]
 
-    def locate(self, target: int | str) -> dict[str, Any]:
-        """The cluster-resources entry of a VM given by VMID or name."""
+    def locate(self, target: int | str, *, expect_name: str | None = None) -> dict[str, Any]:
+        """The cluster-resources entry of a VM given by VMID or name.
+
+        With `expect_name` (the lab.toml host name), a VM named otherwise is refused
+        (`VmIdentityError`): that VMID belongs to another VM, which must not be touched.
+        """
         items = self.resources()
-        if isinstance(target, int) or str(target).isdigit():
+        by_vmid = isinstance(target, int) or str(target).isdigit()
+        if by_vmid:
             found = [r for r in items if int(r["vmid"]) == int(target)]
         else:
             found = [r for r in items if r.get("name") == target]
         if not found:
+            if by_vmid:
+                self.check_not_hidden(int(target))
             raise ProxmoxNotFoundError(f"no VM {target} in the Proxmox cluster")
         if len(found) > 1:
             raise ProxmoxError(f"the VM name {target!r} is ambiguous: VMIDs {', '.join(str(r['vmid']) for r in found)}")
-        return found[0]
+        r = found[0]
+        if expect_name is not None and r.get("name") != expect_name:
+            raise VmIdentityError(f"VM {r['vmid']} on {r.get('node')} is named {r.get('name')!r}, lab.toml expects "
+                                  f"{expect_name!r}: another VM has this VMID; refused, nothing sent to it")
+        return r
+
+    def check_not_hidden(self, vmid: int) -> None:
+        """Raise `ProxmoxPermissionError` if VMID `vmid` is taken by a VM this token cannot see
+        (cluster/resources lists only the VMs it has VM.Audit on; cluster/nextid sees them all)."""
+        try:
+            self.request("GET", "cluster/nextid", vmid=vmid)
+        except ProxmoxParameterError as exc:
+            if "already exists" in str(exc):
+                raise ProxmoxPermissionError(f"VM {vmid} exists but token {self.settings.token_id} cannot see it: "
+                                             f"it lacks VM.Audit on /vms/{vmid}", status=403) from None
+            raise
 
     def snapshots(self, node: str, vmid: int) -> tuple[tuple[Snapshot, ...], str | None]:
         """(snapshots sorted by time, parent of the current state)."""
@@ -609,9 +642,9 @@ class PveClient:
             )
         return out
 
-    def status(self, target: int | str) -> dict[str, Any]:
+    def status(self, target: int | str, *, expect_name: str | None = None) -> dict[str, Any]:
         """``status/current`` of a VM (live, not the cluster cache), plus ``node``."""
-        r = self.locate(target)
+        r = self.locate(target, expect_name=expect_name)
         st = self.request("GET", f"nodes/{r['node']}/qemu/{r['vmid']}/status/current")
         return dict(st, node=r["node"])
 
@@ -662,6 +695,8 @@ class PveClient:
                 f"VM {spec.name!r} already exists as VMID {r['vmid']} on {r['node']} (the spec wants VMID {spec.vmid}); nothing changed",
                 [f"vmid: {r['vmid']} on Proxmox, {spec.vmid} in the spec"],
             )
+        if same_id is None:
+            self.check_not_hidden(spec.vmid)
         if same_id is not None:
             node = same_id["node"]
             config = self.request("GET", f"nodes/{node}/qemu/{spec.vmid}/config")
@@ -678,42 +713,58 @@ class PveClient:
 
     # ---- power and snapshots ----------------------------------------------------------------
 
-    def _vm_task(self, target: int | str, method: str, suffix: str, params: dict[str, Any], *, wait: bool, timeout: float, progress: ProgressFn | None) -> TaskResult | str:
-        r = self.locate(target)
+    # Every action takes `expect_name`: the lab.toml host name the VM must carry (see `locate`).
+
+    def _vm_task(self, target: int | str, method: str, suffix: str, params: dict[str, Any], *, expect_name: str | None,
+                 wait: bool, timeout: float, progress: ProgressFn | None) -> TaskResult | str:
+        r = self.locate(target, expect_name=expect_name)
         upid = self.request(method, f"nodes/{r['node']}/qemu/{r['vmid']}/{suffix}", **params)
         if not wait:
             return upid
         return self.wait_task(upid, timeout=timeout, progress=progress)
 
-    def _power(self, target: int | str, action: str, params: dict[str, Any], want: str, *, wait: bool, timeout: float, progress: ProgressFn | None) -> TaskResult | str:
+    def _power(self, target: int | str, action: str, params: dict[str, Any], want: str, *, expect_name: str | None,
+               wait: bool, timeout: float, progress: ProgressFn | None) -> TaskResult | str:
         start = time.monotonic()
-        result = self._vm_task(target, "POST", f"status/{action}", params, wait=wait, timeout=timeout, progress=progress)
+        result = self._vm_task(target, "POST", f"status/{action}", params, expect_name=expect_name, wait=wait,
+                               timeout=timeout, progress=progress)
         if isinstance(result, TaskResult) and result.type.startswith("ha"):
             # HA-managed: the task only queued a request; wait for the HA stack to act.
             self.wait_for_status(int(result.id), want, timeout=max(1.0, timeout - (time.monotonic() - start)))
         return result
 
-    def start(self, target: int | str, *, wait: bool = True, timeout: float = 120, progress: ProgressFn | None = None) -> TaskResult | str:
-        return self._power(target, "start", {}, "running", wait=wait, timeout=timeout, progress=progress)
+    def start(self, target: int | str, *, expect_name: str | None = None, wait: bool = True, timeout: float = 120,
+              progress: ProgressFn | None = None) -> TaskResult | str:
+        return self._power(target, "start", {}, "running", expect_name=expect_name, wait=wait, timeout=timeout, progress=progress)
 
-    def stop(self, target: int | str, *, wait: bool = True, timeout: float = 120, progress: ProgressFn | None = None) -> TaskResult | str:
-        return self._power(target, "stop", {}, "stopped", wait=wait, timeout=timeout, progress=progress)
+    def stop(self, target: int | str, *, expect_name: str | None = None, wait: bool = True, timeout: float = 120,
+             progress: ProgressFn | None = None) -> TaskResult | str:
+        return self._power(target, "stop", {}, "stopped", expect_name=expect_name, wait=wait, timeout=timeout, progress=progress)
 
-    def shutdown(self, target: int | str, *, guest_timeout: int | None = None, force_stop: bool = False, wait: bool = True, timeout: float = 180, progress: ProgressFn | None = None) -> TaskResult | str:
+    def shutdown(self, target: int | str, *, guest_timeout: int | None = None, force_stop: bool = False,
+                 expect_name: str | None = None, wait: bool = True, timeout: float = 180,
+                 progress: ProgressFn | None = None) -> TaskResult | str:
         params = {"timeout": guest_timeout, "forceStop": 1 if force_stop else None}
-        return self._power(target, "shutdown", params, "stopped", wait=wait, timeout=timeout, progress=progress)
+        return self._power(target, "shutdown", params, "stopped", expect_name=expect_name, wait=wait, timeout=timeout, progress=progress)
 
-    def snapshot(self, target: int | str, name: str, *, vmstate: bool = False, description: str | None = None, wait: bool = True, timeout: float = 300, progress: ProgressFn | None = None) -> TaskResult | str:
+    def snapshot(self, target: int | str, name: str, *, vmstate: bool = False, description: str | None = None,
+                 expect_name: str | None = None, wait: bool = True, timeout: float = 300,
+                 progress: ProgressFn | None = None) -> TaskResult | str:
+        check_snapname(name)
         params = {"snapname": name, "vmstate": 1 if vmstate else None, "description": description}
-        return self._vm_task(target, "POST", "snapshot", params, wait=wait, timeout=timeout, progress=progress)
+        return self._vm_task(target, "POST", "snapshot", params, expect_name=expect_name, wait=wait, timeout=timeout, progress=progress)
 
-    def rollback(self, target: int | str, name: str, *, start: bool = False, wait: bool = True, timeout: float = 300, progress: ProgressFn | None = None) -> TaskResult | str:
+    def rollback(self, target: int | str, name: str, *, start: bool = False, expect_name: str | None = None,
+                 wait: bool = True, timeout: float = 300, progress: ProgressFn | None = None) -> TaskResult | str:
         check_snapname(name)
-        return self._vm_task(target, "POST", f"snapshot/{name}/rollback", {"start": 1 if start else None}, wait=wait, timeout=timeout, progress=progress)
+        return self._vm_task(target, "POST", f"snapshot/{name}/rollback", {"start": 1 if start else None},
+                             expect_name=expect_name, wait=wait, timeout=timeout, progress=progress)
 
-    def delete_snapshot(self, target: int | str, name: str, *, force: bool = False, wait: bool = True, timeout: float = 300, progress: ProgressFn | None = None) -> TaskResult | str:
+    def delete_snapshot(self, target: int | str, name: str, *, force: bool = False, expect_name: str | None = None,
+                        wait: bool = True, timeout: float = 300, progress: ProgressFn | None = None) -> TaskResult | str:
         check_snapname(name)
-        return self._vm_task(target, "DELETE", f"snapshot/{name}", {"force": 1 if force else None}, wait=wait, timeout=timeout, progress=progress)
+        return self._vm_task(target, "DELETE", f"snapshot/{name}", {"force": 1 if force else None},
+                             expect_name=expect_name, wait=wait, timeout=timeout, progress=progress)
 
     # ---- tasks ------------------------------------------------------------------------------
 
@@ -820,7 +871,7 @@ __all__ = [
     "ProxmoxConnectionError", "ProxmoxError", "ProxmoxExistsError", "ProxmoxLockedError", "ProxmoxNodeUnreachable",
     "ProxmoxNotFoundError", "ProxmoxParameterError", "ProxmoxPermissionError", "ProxmoxTLSError", "ProxmoxTaskError",
     "ProxmoxTaskLockedError", "ProxmoxTimeoutError", "PveClient", "PveSettings", "settings_from_config", "Snapshot", "TaskProgress",
-    "TaskResult", "VmSpec", "VmSpecMismatch", "VmState", "load_token_secret", "normalize_fingerprint", "parse_upid",
+    "TaskResult", "VmIdentityError", "VmSpec", "VmSpecMismatch", "VmState", "load_token_secret", "normalize_fingerprint", "parse_upid",
     "task_ok",
 ]  # fmt: skip
 

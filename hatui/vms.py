@@ -98,17 +98,17 @@ async def vm_power(lab: Any, host_name: str, action: str, *, timeout: float = 12
         raise ProxmoxParameterError(f"vm_power: unknown action {action!r} (start, stop or shutdown)")
     host = lab_vm_host(lab, host_name)
     client = lab_client(lab)
-    vmid = host.vm.vmid
+    vmid, kw = host.vm.vmid, {"expect_name": host.name, "timeout": timeout}
 
     def go() -> TaskResult | None:
         if action == "start":
-            if client.status(vmid).get("status") == "running":
+            if client.status(vmid, expect_name=host.name).get("status") == "running":
                 return None
-            result = client.start(vmid, timeout=timeout)
+            result = client.start(vmid, **kw)
         elif action == "stop":
-            result = client.stop(vmid, timeout=timeout)
+            result = client.stop(vmid, **kw)
         else:
-            result = client.shutdown(vmid, timeout=timeout)
+            result = client.shutdown(vmid, **kw)
         return result if isinstance(result, TaskResult) else None
 
     return await asyncio.to_thread(go)
@@ -186,11 +186,12 @@ def plan_vm_action(lab: Any, vm: str | int, action: str, snapname: str | None = 
 
 def run_vm_action(client: PveClient, plan: VmActionPlan, *, start_after_rollback: bool = False,
                   timeout: float = 300, progress: ProgressFn | None = None) -> TaskResult | None:
-    """Execute a planned VM action and wait for its task (None: nothing to do, e.g. start a running VM)."""
+    """Execute a planned VM action and wait for its task (None: nothing to do, e.g. start a running VM).
+    A VMID whose VM is not named like the lab host is refused (`VmIdentityError`), nothing sent."""
     vmid = plan.vmid
-    kw: dict[str, Any] = {"timeout": timeout, "progress": progress}
+    kw: dict[str, Any] = {"expect_name": plan.vm, "timeout": timeout, "progress": progress}
     if plan.action == "start":
-        if client.status(vmid).get("status") == "running":
+        if client.status(vmid, expect_name=plan.vm).get("status") == "running":
             return None
         result = client.start(vmid, **kw)
     elif plan.action == "stop":
@@ -206,17 +207,28 @@ def run_vm_action(client: PveClient, plan: VmActionPlan, *, start_after_rollback
     return result if isinstance(result, TaskResult) else None
 
 
+def check_lab_vms(client: PveClient, hosts: Sequence[Any]) -> None:
+    """Every lab host's VMID holds a VM of the host's name (else `VmIdentityError`), before any is touched."""
+    for h in hosts:
+        client.locate(h.vm.vmid, expect_name=h.name)
+
+
 async def drill_snapshot(lab: Any, hosts: Sequence[str], name: str, *, timeout: float = 300) -> None:
     """Snapshot the VMs of a pair before a drill run (all at once; raises on the first failure)."""
     client = lab_client(lab)
-    vmids = [lab_vm_host(lab, h).vm.vmid for h in hosts]
-    await asyncio.gather(*(asyncio.to_thread(client.snapshot, v, name, timeout=timeout) for v in vmids))
+    vms = [lab_vm_host(lab, h) for h in hosts]
+    await asyncio.to_thread(check_lab_vms, client, vms)
+    await asyncio.gather(*(asyncio.to_thread(client.snapshot, h.vm.vmid, name, expect_name=h.name, timeout=timeout)
+                           for h in vms))
 
 
 async def drill_rollback(lab: Any, hosts: Sequence[str], name: str, *, timeout: float = 300) -> None:
     """Roll the VMs back to `name`, start them again, delete the snapshot (raises on failure)."""
     client = lab_client(lab)
-    vmids = [lab_vm_host(lab, h).vm.vmid for h in hosts]
-    await asyncio.gather(*(asyncio.to_thread(client.rollback, v, name, start=True, timeout=timeout) for v in vmids))
-    await asyncio.gather(*(asyncio.to_thread(client.delete_snapshot, v, name, timeout=timeout) for v in vmids))
+    vms = [lab_vm_host(lab, h) for h in hosts]
+    await asyncio.to_thread(check_lab_vms, client, vms)
+    await asyncio.gather(*(asyncio.to_thread(client.rollback, h.vm.vmid, name, start=True, expect_name=h.name,
+                                             timeout=timeout) for h in vms))
+    await asyncio.gather(*(asyncio.to_thread(client.delete_snapshot, h.vm.vmid, name, expect_name=h.name,
+                                             timeout=timeout) for h in vms))
 

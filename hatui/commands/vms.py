@@ -10,8 +10,11 @@ file or pinned fingerprint). Flags and the environment override it, field by fie
 
 `create` with no --vmid builds the lab's VMs (hosts with a `vm` table) idempotently: a matching VM
 is left alone, a different one is reported and never changed. VMs are named by their lab.toml
-host name or VMID; `--all` means the lab's VMs (every VM in the cluster without a lab file).
-Exit codes: 0 ok, 2 an error (API, task, config), 3 a refusal (VM differs from the spec, locked).
+host name or VMID; `--all` means the lab's VMs (never the whole cluster). A lab VM whose VMID holds
+a VM of another name is refused. stop, shutdown, rollback and delete-snapshot on `--all` ask first
+(on a terminal) or need `--yes`; `--dry-run` prints the requests and sends none.
+Exit codes: 0 ok, 2 an error (API, task, config), 3 a refusal (VM differs from the spec or from
+lab.toml, locked, not confirmed).
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ import sys
 from pathlib import Path
 
 from hatui.commands import add_json_option, add_lab_option, error_fields, examples, print_json
-from hatui.errors import EXIT_OK, EXIT_REFUSED, EXIT_USAGE, HatuiError, UsageError
+from hatui.errors import EXIT_OK, EXIT_REFUSED, EXIT_USAGE, HatuiError, RefusedError, UsageError
 
 SCHEMA = "hatui.vms/1"
 
@@ -32,12 +35,14 @@ def register(subparsers) -> None:
         "vms", help="list, create, start/stop and snapshot the Proxmox VMs",
         description="The lab's Proxmox VMs through the API. The connection comes from lab.toml [proxmox];\n"
                     "the flags below (or HATUI_PVE_* variables) replace its fields one by one.\n"
-                    "VMs are named by lab.toml host name or VMID; --all means the lab's VMs.",
+                    "VMs are named by lab.toml host name or VMID; --all means the lab's VMs.\n"
+                    "A lab VM whose VMID holds a VM of another name is refused (exit 3).",
         epilog=examples("hatui vms create && hatui vms start --all", "hatui vms list --json",
                         "hatui vms snapshot clean --all",
                         "hatui vms --endpoint https://pve1:8006 --token-id 'hatui@pve!cli' list",
                         more="Exit codes: 0 ok, 2 an error (API, task, config),\n"
-                             "3 a refusal (a VM differs from its spec, or is locked)."))
+                             "3 a refusal (a VM differs from its spec or from lab.toml, is locked, or\n"
+                             "--all was not confirmed)."))
     add_lab_option(parser)
     conn = parser.add_argument_group("Proxmox API (default: lab.toml [proxmox]; flags and HATUI_PVE_* override it)")
     conn.add_argument("--endpoint", default=os.environ.get("HATUI_PVE_ENDPOINT"), help="https://HOST:8006")
@@ -48,7 +53,8 @@ def register(subparsers) -> None:
     conn.add_argument("--fingerprint", default=os.environ.get("HATUI_PVE_FINGERPRINT"), help="pinned SHA-256 of the server certificate")
     conn.add_argument("--insecure", action="store_true", help="do NOT verify TLS (prints a warning)")
     conn.add_argument("--timeout", type=float, default=None, help="seconds per API request [lab.toml or 15]")
-    actions = parser.add_subparsers(dest="vms_action", metavar="ACTION", required=True)
+    actions = parser.add_subparsers(dest="vms_action", metavar="ACTION", required=True,
+                                    parser_class=type("VmsActionParser", (_AnyOrder, type(parser)), {}))
 
     p = actions.add_parser("list", help="VMs with state, node, uptime, CPU, memory and snapshots",
                            description="Every VM in the cluster with its state, node, uptime, CPU, memory and\n"
@@ -82,27 +88,51 @@ def register(subparsers) -> None:
         if name in ("snapshot", "rollback", "delete-snapshot"):
             p.add_argument("snapname", help="snapshot name")
         _targets(p)
+        if name in DESTRUCTIVE:
+            p.add_argument("--yes", action="store_true", help="with --all: do not ask first (needed without a terminal)")
     actions.choices["snapshot"].add_argument("--vmstate", action="store_true", help="include RAM (running VMs)")
     actions.choices["rollback"].add_argument("--start", action="store_true",
                                              help="start the VM after a rollback without RAM")
     parser.set_defaults(func=run)
 
 
+class _AnyOrder:
+    """Parser mixin: options may come between positionals (`vms snapshot NAME --vmstate VM`)."""
+
+    _mixing = False
+
+    def parse_known_args(self, args=None, namespace=None):
+        if self._mixing:  # parse_known_intermixed_args calls back in here
+            return super().parse_known_args(args, namespace)
+        self._mixing = True
+        try:
+            return self.parse_known_intermixed_args(args, namespace)
+        finally:
+            self._mixing = False
+
+
+# Actions that take a VM down or lose state: with --all they ask first (or need --yes).
+DESTRUCTIVE = ("stop", "shutdown", "rollback", "delete-snapshot")
+
 # The actions on named VMs: help, description, examples.
 TARGET_ACTIONS = {
     "start": ("start VMs", "Start VMs; one that runs already is left alone.",
               "hatui vms start --all", "hatui vms start vm01a --json"),
-    "stop": ("stop VMs (hard power-off)", "Stop VMs at once, like pulling the plug (shutdown asks through ACPI).",
-             "hatui vms stop vm01a"),
-    "shutdown": ("shut VMs down (ACPI)", "Shut VMs down through ACPI and wait until they have stopped.",
+    "stop": ("stop VMs (hard power-off)", "Stop VMs at once, like pulling the plug (shutdown asks through ACPI).\n"
+             "With --all it asks first on a terminal; elsewhere it needs --yes.",
+             "hatui vms stop vm01a", "hatui vms stop --all --dry-run", "hatui vms stop --all --yes"),
+    "shutdown": ("shut VMs down (ACPI)", "Shut VMs down through ACPI and wait until they have stopped.\n"
+                 "With --all it asks first on a terminal; elsewhere it needs --yes.",
                  "hatui vms shutdown 101 102"),
     "snapshot": ("snapshot VMs", "Take a snapshot of VMs (with their RAM if --vmstate).",
                  "hatui vms snapshot clean --all", "hatui vms snapshot before-drill vm01a --vmstate"),
     "rollback": ("roll VMs back to a snapshot (a running VM is stopped first)",
-                 "Roll VMs back to a snapshot; a running VM is stopped first.",
-                 "hatui vms rollback clean --all --start"),
-    "delete-snapshot": ("delete a snapshot of VMs", "Delete a snapshot of VMs.",
-                        "hatui vms delete-snapshot clean --all"),
+                 "Roll VMs back to a snapshot; a running VM is stopped first.\n"
+                 "With --all it asks first on a terminal; elsewhere it needs --yes.",
+                 "hatui vms rollback clean --all --start", "hatui vms rollback clean --start vm01a --dry-run"),
+    "delete-snapshot": ("delete a snapshot of VMs", "Delete a snapshot of VMs.\n"
+                        "With --all it asks first on a terminal; elsewhere it needs --yes.",
+                        "hatui vms delete-snapshot clean --all --yes"),
 }
 
 
@@ -110,7 +140,8 @@ def _targets(p: argparse.ArgumentParser) -> None:
     add_lab_option(p)
     add_json_option(p, SCHEMA)
     p.add_argument("vms", nargs="*", metavar="VM", help="lab.toml host name or VMID")
-    p.add_argument("--all", action="store_true", help="the lab's VMs (without a lab file: every VM in the cluster)")
+    p.add_argument("--all", action="store_true", help="the lab's VMs (hosts with a vm table in lab.toml)")
+    p.add_argument("--dry-run", action="store_true", help="print the requests it would send; send none")
 
 
 # --------------------------------------------------------------------------------------------
@@ -173,12 +204,32 @@ def run(args: argparse.Namespace) -> int:
             raise UsageError(f"vms {action}: name VMs or pass --all, not both")
         if not args.all and not args.vms:
             raise UsageError(f"vms {action}: name the VMs (VMID or name) or pass --all")
+        if args.all and (lab is None or not lab.vms):
+            where = f"{lab.path} describes no VMs (hosts with a vm table)" if lab is not None else "no lab file"
+            raise UsageError(f"vms {action} --all: {where}; --all means the lab's VMs, never the whole cluster: name the VMs")
+        if getattr(args, "snapname", None) is not None:
+            from hatui.proxmox import check_snapname
+
+            check_snapname(args.snapname)
+        if action in DESTRUCTIVE and args.all and not args.yes and not args.dry_run:
+            _confirm(action, lab)
     client = _client(args, lab)
     if action == "list":
         return _list(client, args)
     if action == "create":
         return _create(client, args, lab)
     return _each(client, args, lab)
+
+
+def _confirm(action: str, lab) -> None:
+    """Ask on the terminal before a destructive action on every lab VM; refuse (exit 3) without one."""
+    names = ", ".join(f"{h.name} ({h.vm.vmid})" for h in lab.vms)
+    what = f"vms {action} --all would {action} {len(lab.vms)} VM(s): {names}"
+    if not sys.stdin.isatty():
+        raise RefusedError(f"{what}; not on a terminal to ask: pass --yes (or --dry-run); nothing sent")
+    print(f"{what}. Go on? [y/N] ", end="", file=sys.stderr, flush=True)  # stdout may be --json's
+    if sys.stdin.readline().strip().lower() not in ("y", "yes"):
+        raise RefusedError(f"vms {action} --all: not confirmed; nothing sent")
 
 
 class _Progress:
@@ -291,19 +342,20 @@ def _create(client, args: argparse.Namespace, lab) -> int:
     return outcomes.finish()
 
 
-def _call(client, action: str, vmid: int, args: argparse.Namespace, progress):
+def _call(client, action: str, vmid: int, args: argparse.Namespace, progress, expect_name: str | None):
+    kw = {"expect_name": expect_name, "progress": progress}
     if action == "start":
-        return client.start(vmid, progress=progress)
+        return client.start(vmid, **kw)
     if action == "stop":
-        return client.stop(vmid, progress=progress)
+        return client.stop(vmid, **kw)
     if action == "shutdown":
-        return client.shutdown(vmid, progress=progress)
+        return client.shutdown(vmid, **kw)
     if action == "snapshot":
-        return client.snapshot(vmid, args.snapname, vmstate=args.vmstate, progress=progress)
+        return client.snapshot(vmid, args.snapname, vmstate=args.vmstate, **kw)
     if action == "rollback":
-        return client.rollback(vmid, args.snapname, start=args.start, progress=progress)
+        return client.rollback(vmid, args.snapname, start=args.start, **kw)
     if action == "delete-snapshot":
-        return client.delete_snapshot(vmid, args.snapname, progress=progress)
+        return client.delete_snapshot(vmid, args.snapname, **kw)
     raise UsageError(f"vms: unknown action {action}")  # pragma: no cover - argparse restricts the choices
 
 
@@ -311,14 +363,18 @@ def _each(client, args: argparse.Namespace, lab) -> int:
     targets = _resolve(client, args, lab)
     action = args.vms_action
     outcomes = _Outcomes(args)
-    for vmid, label in targets:
+    for vmid, label, expect_name in targets:
         entry = {"label": label, "vmid": vmid}
         progress = outcomes.progress(label)
         try:
-            if action == "start" and client.status(vmid).get("status") == "running":
+            if args.dry_run:
+                request = _request(client.locate(vmid, expect_name=expect_name), action, args)
+                outcomes.ok({**entry, "result": "dry run", "request": request}, f"{label}: would send {request}")
+                continue
+            if action == "start" and client.status(vmid, expect_name=expect_name).get("status") == "running":
                 outcomes.ok({**entry, "result": "already running"}, f"{label}: already running")
                 continue
-            res = _call(client, action, vmid, args, progress)
+            res = _call(client, action, vmid, args, progress, expect_name)
         except HatuiError as exc:
             progress.done()
             outcomes.failed(entry, exc)
@@ -328,28 +384,38 @@ def _each(client, args: argparse.Namespace, lab) -> int:
     return outcomes.finish()
 
 
-def _resolve(client, args: argparse.Namespace, lab) -> list[tuple[int, str]]:
-    """(vmid, label) of the named VMs: lab.toml host names, VMIDs, else Proxmox VM names."""
+def _request(resource: dict, action: str, args: argparse.Namespace) -> str:
+    """The request an action sends to the VM of a cluster-resources entry (for --dry-run)."""
+    base = f"/api2/json/nodes/{resource['node']}/qemu/{resource['vmid']}"
+    return {"start": f"POST {base}/status/start", "stop": f"POST {base}/status/stop",
+            "shutdown": f"POST {base}/status/shutdown",
+            "snapshot": f"POST {base}/snapshot snapname={getattr(args, 'snapname', '')}"
+                        + (" vmstate=1" if getattr(args, "vmstate", False) else ""),
+            "rollback": f"POST {base}/snapshot/{getattr(args, 'snapname', '')}/rollback"
+                        + (" start=1" if getattr(args, "start", False) else ""),
+            "delete-snapshot": f"DELETE {base}/snapshot/{getattr(args, 'snapname', '')}"}[action]
+
+
+def _resolve(client, args: argparse.Namespace, lab) -> list[tuple[int, str, str | None]]:
+    """(vmid, label, name the VM must have) of the named VMs: lab.toml host names and VMIDs (their VM
+    must carry the host's name), else Proxmox VMIDs and VM names (taken as found)."""
     from hatui.proxmox import ProxmoxNotFoundError
     from hatui.vms import lab_vm_host
 
-    if args.all:
-        if lab is not None and lab.vms:
-            return [(h.vm.vmid, f"{h.name} ({h.vm.vmid})") for h in lab.vms]
-        return [(int(r["vmid"]), f"{r.get('name', '?')} ({r['vmid']}) on {r['node']}")
-                for r in sorted(client.resources(), key=lambda r: int(r["vmid"]))]
+    if args.all:  # run() made sure the lab has VMs: --all never means the whole cluster
+        return [(h.vm.vmid, f"{h.name} ({h.vm.vmid})", h.name) for h in lab.vms]
     out = []
     for v in args.vms:
         if lab is not None:
             try:
                 h = lab_vm_host(lab, v)
-                out.append((h.vm.vmid, f"{h.name} ({h.vm.vmid})"))
+                out.append((h.vm.vmid, f"{h.name} ({h.vm.vmid})", h.name))
                 continue
             except ProxmoxNotFoundError:
                 if not v.isdigit() and v in lab.hosts:
                     raise
         r = client.locate(int(v) if v.isdigit() else v)
-        out.append((int(r["vmid"]), f"{r.get('name', '?')} ({r['vmid']}) on {r['node']}"))
+        out.append((int(r["vmid"]), f"{r.get('name', '?')} ({r['vmid']}) on {r['node']}", None))
     return out
 
 
@@ -358,7 +424,7 @@ def _list(client, args: argparse.Namespace) -> int:
     if args.json:
         out = []
         for v in vms:
-            d = {k: getattr(v, k) for k in ("vmid", "name", "node", "status", "uptime", "cpu", "cpus", "mem", "maxmem", "lock", "hastate", "parent", "snapshot_error")}
+            d = {k: getattr(v, k) for k in ("vmid", "name", "node", "status", "uptime", "cpu", "cpus", "mem", "maxmem", "lock", "hastate", "tags", "parent", "snapshot_error")}
             d["snapshots"] = None if v.snapshots is None else [s.__dict__ for s in v.snapshots]
             out.append(d)
         print_json({"schema": SCHEMA, "ok": True, "action": "list", "vms": out})
@@ -366,15 +432,21 @@ def _list(client, args: argparse.Namespace) -> int:
     if not vms:
         print("no VMs (create the lab's with `hatui vms create`)")
         return EXIT_OK
-    print(f"{'VMID':>5}  {'NAME':<12} {'NODE':<8} {'STATE':<8} {'UPTIME':>8} {'CPU':>6} {'MEM':>13}  SNAPSHOTS")
+    rows = []
     for v in vms:
-        mem = f"{v.mem // 1048576}/{v.maxmem // 1048576}M"
         if v.snapshots is None:
             snaps = f"? ({v.snapshot_error})" if v.snapshot_error else "-"
         else:
             snaps = ", ".join(s.name + ("*" if s.name == v.parent else "") for s in v.snapshots) or "-"
-        lock = f" [{v.lock}]" if v.lock else ""
-        print(f"{v.vmid:>5}  {v.name:<12} {v.node:<8} {v.status + lock:<8} {_uptime(v.uptime):>8} {v.cpu * 100:>5.1f}% {mem:>13}  {snaps}")
+        rows.append((str(v.vmid), v.name, v.node, v.status + (f" [{v.lock}]" if v.lock else ""), _uptime(v.uptime),
+                     f"{v.cpu * 100:.1f}%", f"{v.mem // 1048576}/{v.maxmem // 1048576}M", snaps))
+    header = ("VMID", "NAME", "NODE", "STATE", "UPTIME", "CPU", "MEM", "SNAPSHOTS")
+    minimum = (5, 12, 8, 8, 8, 6, 13, 0)  # the widths the table always had
+    widths = [max(m, *(len(r[i]) for r in rows)) for i, m in enumerate(minimum)]
+    right = (True, False, False, False, True, True, True, False)
+    for row in (header, *rows):
+        cells = [c.rjust(w) if r else c.ljust(w) for c, w, r in zip(row[:-1], widths, right)]
+        print(f"{cells[0]}  {' '.join(cells[1:6])} {cells[6]}  {row[-1]}".rstrip())
     return EXIT_OK
 
 

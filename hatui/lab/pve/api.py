@@ -44,6 +44,7 @@ ROOT_ONLY = "Only root may use this option."
 @dataclass
 class Caller:
     userid: str  # user@realm or user@realm!token (as it appears in UPIDs)
+    no_access: frozenset[int] = frozenset()  # VMIDs it has no privilege on (hidden, 403)
 
     @property
     def is_root(self) -> bool:
@@ -113,6 +114,23 @@ def find_route(method: str, path: str) -> tuple[Route | None, dict[str, str], bo
                 return r, m.groupdict(), True
             exists = True
     return None, {}, exists
+
+
+def vm_privilege(method: str, template: str) -> str:
+    """The privilege PVE checks on /vms/{vmid} for a VM route (the one a 403 names)."""
+    if method == "GET":
+        return "VM.Audit"
+    if "/status/" in template:
+        return "VM.PowerMgmt"
+    if template.endswith("/rollback"):
+        return "VM.Snapshot.Rollback"
+    if "/snapshot" in template:
+        return "VM.Snapshot"
+    if template.endswith("/migrate"):
+        return "VM.Migrate"
+    if template.endswith("/config"):
+        return "VM.Config.Options"
+    return "VM.Allocate"
 
 
 def root_only(caller: Caller, p: dict[str, Any], names: tuple[str, ...]) -> None:
@@ -226,7 +244,7 @@ def cluster_resources(c: Cluster, caller: Caller, p: dict[str, Any]) -> Any:
     want = p.get("type")
     out: list[dict[str, Any]] = []
     if want in (None, "vm"):
-        for vmid in sorted(c.vms):
+        for vmid in sorted(set(c.vms) - caller.no_access):
             vm = c.vms[vmid]
             online = c.is_online(vm.node)
             if online:
@@ -327,7 +345,7 @@ def node_status(c: Cluster, caller: Caller, p: dict[str, Any]) -> Any:
 @route("GET", "/nodes/{node}/qemu", {"full": P(type="boolean")})
 def qemu_list(c: Cluster, caller: Caller, p: dict[str, Any]) -> Any:
     out = []
-    for vmid in sorted(c.vms):
+    for vmid in sorted(set(c.vms) - caller.no_access):
         vm = c.vms[vmid]
         if vm.node != p["node"]:
             continue

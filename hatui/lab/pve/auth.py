@@ -7,7 +7,10 @@ Files in the state dir (secrets 0600, never printed):
 - ``token.id``        the API token id, e.g. ``hatui@pve!tui`` (not secret)
 - ``token.secret``    its UUID secret
 
-The emulator has no ACLs: root@pam and the token may do everything except root-only options.
+ACLs: root@pam may do everything; so may the token, except root-only options and the VMs listed
+in ``<state-dir>/token-no-access`` (VMIDs, re-read on every request): on those it has no privilege,
+as with PVE's NoAccess role on /vms/<vmid> (cluster/resources leaves them out, their paths
+answer 403 ``Permission check failed (/vms/<vmid>, <privilege>)``).
 Texts follow pve-manager <= 9.1.4 (the emulated release is 8.4).
 """
 
@@ -37,6 +40,7 @@ AUTHKEY_FILE = "authkey.key"
 ROOT_PASSWORD_FILE = "root.password"
 TOKEN_ID_FILE = "token.id"
 TOKEN_SECRET_FILE = "token.secret"
+TOKEN_NO_ACCESS_FILE = "token-no-access"
 
 
 def write_secret(path: Path, text: str) -> None:
@@ -83,6 +87,17 @@ class Auth:
         self.token_secret = _read_or_create(self.token_secret_file, lambda: str(uuid.uuid4()))
         self.token_user, _, self.token_name = token_id.partition("!")
         self.users = {ROOT, self.token_user}
+        self.token_no_access_file = state_dir / TOKEN_NO_ACCESS_FILE
+
+    def no_access(self, userid: str) -> frozenset[int]:
+        """VMIDs `userid` has no privilege on (the token's, from the token-no-access file)."""
+        if userid != self.token_id:
+            return frozenset()
+        try:
+            text = self.token_no_access_file.read_text()
+        except FileNotFoundError:
+            return frozenset()
+        return frozenset(int(w) for w in re.split(r"[\s,]+", text) if w.isdigit())
 
     # ---- tickets ------------------------------------------------------------------------
 

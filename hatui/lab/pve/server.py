@@ -176,7 +176,7 @@ class PveHandler(BaseHTTPRequestHandler):
                 raise ApiError(403, f"Permission check failed (URI '{path}' not available with API token, need proper ticket.")
         else:
             creds = app.auth.authenticate(self.headers.get("Cookie"), authorization, self.headers.get("CSRFPreventionToken"), method)
-            caller = api.Caller(creds.userid)
+            caller = api.Caller(creds.userid, app.auth.no_access(creds.userid))
         if route is None:
             raise ApiError(501, f"Method '{method} {path}' not implemented")
 
@@ -197,6 +197,10 @@ class PveHandler(BaseHTTPRequestHandler):
             S.validate(route.schema, params)
         except S.ParamError as exc:
             raise ApiError(400, "Parameter verification failed.", errors=exc.errors) from None
+
+        on_vm = "vmid" in path_params or route.handler is api.qemu_create  # not cluster/nextid: any user may ask
+        if caller is not None and on_vm and str(params.get("vmid", "")).isdigit() and int(params["vmid"]) in caller.no_access:
+            raise ApiError(403, f"Permission check failed (/vms/{params['vmid']}, {api.vm_privilege(method, route.template)})")
 
         if route.handler is api.ticket_create:
             self._login(params)
