@@ -10,8 +10,9 @@ from hatui.errors import EXIT_OK
 from hatui.report import REPORT_FILES, rebuild
 
 DESCRIPTION = f"""\
-Write the reports of an export again ({', '.join(REPORT_FILES)}) from DIR/journal.jsonl alone:
-the plan, every run, the environment and the time the export wrote them all come from the journal,
+Write the reports of an export again from DIR/journal.jsonl alone:
+{', '.join(REPORT_FILES)}.
+The plan, every run, the environment and the time the export wrote them come from the journal,
 so the files come out byte for byte as the export wrote them. Nothing is sent to any host and no
 lab.toml is read. Also for the journal of an export that was killed before writing its reports."""
 
