@@ -23,6 +23,7 @@ COMMAND_MODULES = [
     "hatui.commands.export",
     "hatui.commands.lab",
     "hatui.commands.load",
+    "hatui.commands.report",
     "hatui.commands.status",
     "hatui.commands.vms",
     "hatui.commands.completion",
@@ -44,6 +45,7 @@ EPILOG = examples(
     "hatui                              the terminal UI on ./lab.toml",
     "hatui check                        validate lab.toml, show the drill plan",
     "hatui export results/study --stack both",
+    "hatui report results/study         write its reports again from its journal",
     "hatui COMMAND --help               a command's options and examples",
     more="Exit codes: 0 ok, 1 a drill broke a threshold, 2 usage or config error,\n"
          "3 refused by a safety check.")

@@ -90,13 +90,13 @@ def read_journal(path: Path | str) -> Iterator[dict]:
             yield entry
 
 
-def journal_plan(path: Path | str, plan_schema: str) -> dict | None:
+def journal_plan(path: Path | str, plan_schema: str, advice: str = "export into another directory") -> dict | None:
     """The plan in the journal's first record (None: no journal yet). A journal hatui cannot resume
     (a directory, another program's file, a journal of an older hatui without its plan) raises
-    UsageError with one line: resuming it would mix runs of unknown plans."""
+    UsageError with one line ending in `advice`: resuming it would mix runs of unknown plans."""
     path = Path(path)
     if path.is_dir():
-        raise UsageError(f"{path} is a directory, not a journal: export into another directory")
+        raise UsageError(f"{path} is a directory, not a journal: {advice}")
     try:
         first = next(iter(read_lines(path)), None)
     except OSError as exc:
@@ -104,11 +104,10 @@ def journal_plan(path: Path | str, plan_schema: str) -> dict | None:
     if first is None:
         return None
     if not isinstance(first, dict) or "kind" not in first:
-        raise UsageError(f"{path} is not a hatui journal: export into another directory")
+        raise UsageError(f"{path} is not a hatui journal: {advice}")
     plan = first.get("plan")
     if first.get("kind") != "drill-started" or not isinstance(plan, dict) or plan.get("schema") != plan_schema:
-        raise UsageError(f"{path} was written by an older hatui and does not record its plan, so its runs "
-                         "cannot be resumed: export into another directory")
+        raise UsageError(f"{path} was written by an older hatui and does not record its plan: {advice}")
     return plan
 
 

@@ -4,6 +4,7 @@ kernel, and each host's heartbeat, DRBD and nginx versions (results.json "enviro
 from __future__ import annotations
 
 import platform
+import socket
 import subprocess
 import sys
 from importlib import metadata
@@ -53,10 +54,10 @@ def _package_version(name: str) -> str | None:
 
 
 def environment(hosts: dict[str, dict] | None = None, vm_limits: str | None = None) -> dict:
-    """This machine's side, plus the hosts' software as `Core.software_versions` read it and how the
+    """This machine's side (its `hostname` too, the one junit.xml names), plus the hosts' software as `Core.software_versions` read it and how the
     local lab's VMs are limited (`Core.vm_limits`)."""
     return {
         "hatui": __version__, "git_commit": git_commit(), "python": platform.python_version(),
         "python_executable": sys.executable, "packages": {name: _package_version(name) for name in PACKAGES},
-        "kernel": platform.release(), "hosts": hosts, "vm_limits": vm_limits,
+        "kernel": platform.release(), "hostname": socket.gethostname(), "hosts": hosts, "vm_limits": vm_limits,
     }

@@ -1,5 +1,6 @@
 """Drill reports: report.md (the study's Table 5 layout plus downtime), results.json, runs.csv,
-per-second.csv, charts.txt (plotext, plain text) and junit.xml. Pure functions of the results.
+per-second.csv, charts.txt (plotext, plain text) and junit.xml. Pure functions of the results and of
+what the journal holds: `rebuild` writes them again from an export's journal alone, byte for byte.
 """
 
 from __future__ import annotations
@@ -10,27 +11,46 @@ import json
 import re
 import time
 import xml.etree.ElementTree as ET
+from datetime import datetime, timezone
 from pathlib import Path
 
 from hatui import __version__
+from hatui.drill.plan import PLAN_SCHEMA
 from hatui.drill.results import PHASES, Aggregate, RunResult, aggregate
+from hatui.errors import UsageError
+from hatui.journal import finished_runs, journal_plan, read_journal
 from hatui.load.records import ERROR_CLASSES
 
 RESULTS_SCHEMA = "hatui.results/1"
+REPORT_FILES = ("report.md", "results.json", "runs.csv", "per-second.csv", "charts.txt", "junit.xml")
+# The journal entry an export writes just before its reports: what they hold beside the plan and the runs.
+REPORTS_ENTRY = "reports-written"
+
+
+def local_time(wall: float | None = None) -> str:
+    """`wall` (default: now) as local time with its offset, the form of results.json `written_at`."""
+    return time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(wall))
 
 
 def write_all(directory: Path, results: list[RunResult], *, lab_name: str, plan_info: dict,
-              halted: str | None = None, environment: dict | None = None) -> list[Path]:
+              halted: str | None = None, environment: dict | None = None, refused: str | None = None,
+              written_at: str | None = None) -> list[Path]:
+    """Every report file. `written_at` (local_time; default now) is the one time the reports show
+    that is not in the results; `refused` why the export was refused (preflight, exit 3)."""
     directory.mkdir(parents=True, exist_ok=True)
+    written_at = written_at or local_time()
+    hostname = (environment or {}).get("hostname")
     files = {
         "report.md": report_markdown(results, lab_name=lab_name, plan_info=plan_info, halted=halted,
-                                     environment=environment),
+                                     environment=environment, refused=refused, written_at=written_at),
         "results.json": json.dumps(results_document(results, lab_name=lab_name, plan_info=plan_info, halted=halted,
-                                                    environment=environment), indent=2),
+                                                    environment=environment, refused=refused,
+                                                    written_at=written_at), indent=2),
         "runs.csv": runs_csv(results),
         "per-second.csv": per_second_csv(results),
         "charts.txt": charts_text(results),
-        "junit.xml": junit_xml(results),
+        "junit.xml": junit_xml(results, plan_info=plan_info, refused=refused, written_at=written_at,
+                               hostname=hostname),
     }
     written = []
     for name, text in files.items():
@@ -42,18 +62,58 @@ def write_all(directory: Path, results: list[RunResult], *, lab_name: str, plan_
     return written
 
 
+def plan_order(plan_info: dict):
+    """Sort key putting runs in the plan's order: stack, then rate, then repetition."""
+    stacks, rates = list(plan_info.get("stacks") or []), list(plan_info.get("rates") or [])
+
+    def key(result: RunResult) -> tuple:
+        return (stacks.index(result.stack) if result.stack in stacks else len(stacks),
+                rates.index(result.rate) if result.rate in rates else len(rates), result.repetition)
+    return key
+
+
+def journal_results(journal: Path, plan_info: dict) -> list[RunResult]:
+    """Every run in the journal, as its last `run-finished` entry left it, in the plan's order."""
+    return sorted((RunResult.from_dict(r) for r in finished_runs(journal).values()), key=plan_order(plan_info))
+
+
+def rebuild(directory: Path) -> list[Path]:
+    """Write every report file again from DIR/journal.jsonl alone, as the export that wrote the journal
+    did: the plan from its first entry, the runs from their `run-finished` entries, halted and refused
+    from the last `drill-finished`, the time and environment from the last `reports-written` (a journal
+    without one, e.g. of an export killed mid-drill, gets its last entry's time and no environment).
+    A directory without a hatui journal raises UsageError."""
+    journal = Path(directory) / "journal.jsonl"
+    plan_info = journal_plan(journal, PLAN_SCHEMA, advice="there are no reports to rebuild")
+    if plan_info is None:
+        raise UsageError(f"{journal} is missing or empty: give the directory of a hatui export")
+    finished, written, last = {}, None, None
+    for entry in read_journal(journal):
+        last = entry
+        if entry["kind"] == "drill-finished":
+            finished = entry
+        elif entry["kind"] == REPORTS_ENTRY:
+            written = entry
+    written = written or {"written_at": local_time(last.get("wall")), "environment": None}
+    return write_all(Path(directory), journal_results(journal, plan_info), lab_name=plan_info.get("lab", "?"),
+                     plan_info=plan_info, halted=finished.get("halted"), refused=finished.get("refused"),
+                     environment=written.get("environment"), written_at=written.get("written_at"))
+
+
 def results_document(results: list[RunResult], *, lab_name: str, plan_info: dict, halted: str | None = None,
-                     environment: dict | None = None) -> dict:
+                     environment: dict | None = None, refused: str | None = None,
+                     written_at: str | None = None) -> dict:
     """`plan` is the complete plan (DrillPlan.info), `environment` where the numbers came from
     (hatui.provenance.environment)."""
     return {
         "schema": RESULTS_SCHEMA,
         "hatui": __version__,
         "lab": lab_name,
-        "written_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "written_at": written_at or local_time(),
         "plan": plan_info,
         "environment": environment,
         "halted": halted,
+        "refused": refused,
         "runs": [r.to_dict() for r in results],
         "aggregates": [a.to_dict() for a in aggregate(results)],
     }
@@ -77,16 +137,19 @@ def _mean_sd(stat, digits: int = 0, unit: str = "") -> str:
 
 
 def report_markdown(results: list[RunResult], *, lab_name: str, plan_info: dict, halted: str | None = None,
-                    environment: dict | None = None) -> str:
+                    environment: dict | None = None, refused: str | None = None, written_at: str | None = None) -> str:
     aggs = aggregate(results)
+    written = (written_at or local_time())[:19].replace("T", " ")
     out = [f"# hatui drill report — {lab_name}", ""]
-    out.append(f"Written {time.strftime('%Y-%m-%d %H:%M:%S')} by hatui {__version__}. "
+    out.append(f"Written {written} by hatui {__version__}. "
                f"Plan: stacks {', '.join(plan_info.get('stacks', []))}; rates {', '.join(f'{r:g}' for r in plan_info.get('rates', []))} conn/s; "
                f"{plan_info.get('repetitions', '?')} repetition(s); {plan_info.get('connections', '?')} connections per run; "
                f"fault `{plan_info.get('fault', '?')}`.")
     if environment and environment.get("vm_limits"):  # what "virtual" meant for the local lab's VMs
         out.append(f"VM CPU and memory limits on the local lab: {environment['vm_limits']}.")
     out.append("")
+    if refused:
+        out += [f"**The export was refused** (exit 3), so no run of it was measured: {refused}", ""]
     if halted:
         out += [f"**The drill was halted:** {halted}", ""]
     failed = [r for r in results if r.status != "ok"]
@@ -165,6 +228,8 @@ def _not_in_tables(results: list[RunResult]) -> list[str]:
 
 
 def _runs_table(results: list[RunResult]) -> list[str]:
+    if not results:
+        return []
     out = ["## Every run", "",
            "| run | status | phase | request | reply | success | errors by class | availability % | downtime ms | served before → after | thresholds |",
            "|---|---|---|---:|---:|---:|---|---:|---:|---|---|"]
@@ -206,6 +271,8 @@ def _writes(results: list[RunResult]) -> list[str]:
 def _validity(results: list[RunResult]) -> list[str]:
     notes = [f"- {r.run_id}: {'; '.join(r.invalid_reasons)}" for r in results if not r.valid]
     notes += [f"- {r.run_id}: {r.status}: {r.error}" for r in results if r.status != "ok" and r.error]
+    if not results:
+        return ["## Validity", "", "No run was measured.", ""]
     if not notes:
         return ["## Validity", "", "Every run held its target rate and open-loop schedule (load and probe) and had "
                 "no client-side resource errors.", ""]
@@ -249,13 +316,18 @@ METHODS = """## Methods: what every number means
 # -- CSV --------------------------------------------------------------------------------------
 
 
+RUNS_CSV_COLUMNS = ["run_id", "stack", "pair", "rate", "repetition", "connections", "fault", "status", "valid",
+                    "phase", "start_s", "end_s", "requests", "replies", "success", "errors",
+                    *[f"errors_{c.replace('-', '_')}" for c in ERROR_CLASSES], "availability_pct", "downtime_ms",
+                    "resolution_ms", "downtime_lower_bound", "served_before", "served_after", "thresholds_broken"]
+
+
 def runs_csv(results: list[RunResult]) -> str:
+    """A row per run and phase; the columns are results.json's field names (`errors` = requests -
+    success, as in its aggregates; `errors_CLASS` = a phase's `errors.CLASS`, `-` written `_`)."""
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")
-    writer.writerow(["run_id", "stack", "pair", "rate", "repetition", "connections", "fault", "status", "valid", "phase",
-                     "start_s", "end_s", "request", "reply", "success", "error", *ERROR_CLASSES, "availability_pct",
-                     "downtime_ms", "resolution_ms", "downtime_lower_bound", "served_before", "served_after",
-                     "thresholds_broken"])
+    writer.writerow(RUNS_CSV_COLUMNS)
     for r in results:
         for phase in PHASES:
             p = r.phases.get(phase)
@@ -331,35 +403,75 @@ _ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 # -- junit.xml --------------------------------------------------------------------------------
 
 
-def junit_xml(results: list[RunResult]) -> str:
+def junit_xml(results: list[RunResult], *, plan_info: dict | None = None, refused: str | None = None,
+              written_at: str | None = None, hostname: str | None = None) -> str:
+    """The JUnit XML CI tools read (the Ant/Jenkins junit-10.xsd shape): <testsuites> holding one
+    <testsuite> with the plan as <properties>, one <testcase> per run and phase (`time`: the phase's
+    seconds of load), and one error case for an export refused by preflight. `timestamp` is the first
+    run's start (else `written_at`), in UTC."""
     suite = ET.Element("testsuite", name="hatui-drill")
-    failures = errors = cases = 0
+    properties = ET.SubElement(suite, "properties")
+    for name, value in _properties(plan_info or {}):
+        ET.SubElement(properties, "property", name=name, value=value)
+    counts = {"tests": 0, "failures": 0, "errors": 0}
+    seconds = 0.0
     for r in results:
         phases = [(p, r.phases.get(p)) for p in PHASES] if r.phases else [("run", None)]
         for phase, pr in phases:
-            cases += 1
+            counts["tests"] += 1
+            took = 0.0 if pr is None else pr.end_s - pr.start_s
+            seconds += took
             case = ET.SubElement(suite, "testcase", classname=f"hatui.{r.stack}.rate{r.rate:g}",
-                                 name=f"{r.run_id} {phase}")
+                                 name=f"{r.run_id} {phase}", time=f"{took:.3f}")
             # A run whose numbers cannot be trusted is an error, not a broken threshold.
             if r.status != "ok":
-                errors += 1
+                counts["errors"] += 1
                 ET.SubElement(case, "error", type=r.status, message=f"run {r.status}: {r.error or ''}").text = r.error or r.status
             elif not r.valid:
-                errors += 1
+                counts["errors"] += 1
                 reasons = "; ".join(r.invalid_reasons) or "invalid"
                 ET.SubElement(case, "error", type="invalid", message=f"run invalid: {reasons}").text = reasons
             elif pr is not None and pr.thresholds_broken:
-                failures += 1
-                ET.SubElement(case, "failure", message="; ".join(pr.thresholds_broken)).text = "\n".join(pr.thresholds_broken)
+                counts["failures"] += 1
+                ET.SubElement(case, "failure", type="threshold",
+                              message="; ".join(pr.thresholds_broken)).text = "\n".join(pr.thresholds_broken)
             elif phase == "failback" and r.writes_problem:  # the no-data-loss check shows once per run
-                failures += 1
-                ET.SubElement(case, "failure", message=r.writes_problem).text = r.writes_detail
+                counts["failures"] += 1
+                ET.SubElement(case, "failure", type="lost-writes", message=r.writes_problem).text = r.writes_detail
             if pr is not None:
                 ET.SubElement(case, "system-out").text = (
                     f"request {pr.requests} reply {pr.replies} success {pr.success} error {pr.error} "
                     f"availability {pr.availability_pct:.3f} % downtime {_fmt(pr.downtime_ms)} ms (±{pr.resolution_ms:g})")
-    suite.set("tests", str(cases))
-    suite.set("failures", str(failures))
-    suite.set("errors", str(errors))
-    ET.indent(suite)
-    return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(suite, encoding="unicode") + "\n"
+    if refused:
+        counts["tests"] += 1
+        counts["errors"] += 1
+        case = ET.SubElement(suite, "testcase", classname="hatui.export", name="preflight", time="0.000")
+        ET.SubElement(case, "error", type="refused", message=refused).text = refused
+    started = min((r.started_wall for r in results if r.started_wall), default=None)
+    totals = {name: str(n) for name, n in counts.items()}
+    suite.attrib.update(totals, skipped="0", time=f"{seconds:.3f}", timestamp=_utc(started, written_at),
+                        hostname=hostname or "unknown")
+    suites = ET.Element("testsuites", name="hatui", **totals, time=f"{seconds:.3f}")
+    suites.append(suite)
+    ET.indent(suites)
+    return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(suites, encoding="unicode") + "\n"
+
+
+def _properties(plan_info: dict, prefix: str = "") -> list[tuple[str, str]]:
+    """The plan as JUnit properties: nested fields as dotted names, values as JSON (strings as they are)."""
+    out = []
+    for key, value in plan_info.items():
+        if isinstance(value, dict):
+            out += _properties(value, f"{prefix}{key}.")
+        else:
+            out.append((f"{prefix}{key}", value if isinstance(value, str) else json.dumps(value)))
+    return out
+
+
+def _utc(wall: float | None, written_at: str | None) -> str:
+    """JUnit's timestamp (ISO 8601, no zone): `wall`, else `written_at` (local_time form), in UTC."""
+    if wall is not None:
+        moment = datetime.fromtimestamp(wall, timezone.utc)
+    else:
+        moment = datetime.strptime(written_at or local_time(), "%Y-%m-%dT%H:%M:%S%z").astimezone(timezone.utc)
+    return moment.strftime("%Y-%m-%dT%H:%M:%S")

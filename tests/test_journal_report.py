@@ -79,7 +79,7 @@ def test_export_files_parse(tmp_path):
     doc = json.loads((tmp_path / "results.json").read_text())
     assert doc["schema"] == "hatui.results/1" and len(doc["runs"]) == 3 and doc["aggregates"]
     rows = list(csv.DictReader(io.StringIO((tmp_path / "runs.csv").read_text())))
-    assert len(rows) == 6 and rows[0]["phase"] == "failover" and rows[0]["request"] == "150"
+    assert len(rows) == 6 and rows[0]["phase"] == "failover" and rows[0]["requests"] == "150"
     assert list(csv.DictReader(io.StringIO((tmp_path / "per-second.csv").read_text())))[0]["attempted"] == "10"
     suite = ET.fromstring((tmp_path / "junit.xml").read_text())
     assert (suite.get("tests"), suite.get("failures")) == ("6", "1")

@@ -18,10 +18,9 @@ from hatui.drill.events import (DrillHalted, DrillRunFinished, DrillRunStarted, 
                                 TimelineMark)
 from hatui.drill.plan import MAX_PLAN_HOURS, MAX_PLAN_RUNS, check_journal, make_plan
 from hatui.errors import EXIT_REFUSED, UsageError
-from hatui.journal import finished_runs
-from hatui.drill.results import RunResult
+from hatui.journal import Journal
 from hatui.provenance import environment
-from hatui.report import write_all
+from hatui.report import REPORTS_ENTRY, journal_results, local_time, write_all
 
 MODE = "the headless drill (hatui --export DIR)"
 
@@ -29,6 +28,7 @@ DESCRIPTION = """\
 Run the drill plan (stacks x rates x repetitions, from lab.toml unless overridden) with no
 screen and write the reports to DIR: report.md, results.json, runs.csv, per-second.csv,
 charts.txt, junit.xml and journal.jsonl. Progress goes to stderr, a line per run.
+`hatui report DIR` writes the reports again from the journal alone.
 Rerunning into the same DIR resumes the same plan: finished runs are skipped, aborted, halted
 and failed ones run again; a DIR whose journal holds another plan is refused.
 `hatui --export DIR [options]` is the same command."""
@@ -109,11 +109,13 @@ def run(args: argparse.Namespace) -> int:
     outcome = asyncio.run(_drive(lab, plan, out, progress))
     # Reports cover every run in the journal (of this same plan), also those of earlier, interrupted
     # exports: the last entry of each run, whatever its state; only finished, valid runs are averaged.
-    done = [RunResult.from_dict(r) for r in finished_runs(journal).values()]
-    order = {r.run_id: i for i, r in enumerate(plan.runs)}
-    done.sort(key=lambda r: order.get(r.run_id, len(order)))
-    write_all(out, done, lab_name=lab.name, plan_info=plan.info(), halted=outcome.halted,
-              environment=environment(outcome.host_software, outcome.vm_limits))
+    # What they show beside the plan and the runs is journaled first, so `hatui report DIR` rewrites
+    # them byte for byte.
+    written_at, env = local_time(), environment(outcome.host_software, outcome.vm_limits)
+    with Journal(journal) as record:
+        record.write(REPORTS_ENTRY, written_at=written_at, environment=env)
+    write_all(out, journal_results(journal, plan.info()), lab_name=lab.name, plan_info=plan.info(),
+              halted=outcome.halted, refused=outcome.refused, environment=env, written_at=written_at)
     if outcome.refused:
         print(f"hatui: {outcome.refused}", file=sys.stderr)
         return EXIT_REFUSED
